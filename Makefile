@@ -1,0 +1,28 @@
+# The two set-up commands of the README: `make demo` and `make test`. Each builds .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Two short episodes from three built-in synthetic cameras, then the health check.
+demo: $(VENV)/.installed
+	rm -rf datasets/demo
+	$(BIN)/streamrec record --dataset.root=datasets/demo --dataset.fps=30 \
+	  --dataset.num_episodes=2 --dataset.episode_time_s=5 --dataset.reset_time_s=1 \
+	  --dataset.single_task="demo: synthetic cameras" \
+	  --cameras='{top: {type: synthetic}, wrist: {type: synthetic}, side: {type: synthetic}}'
+	$(BIN)/streamrec verify datasets/demo
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) datasets/demo

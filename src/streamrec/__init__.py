@@ -1,0 +1,28 @@
+"""streamrec: record multi-camera robot datasets (LeRobot v3.0) with streaming video encoding."""
+
+from ._config import EncoderConfig, QueueFullPolicy
+from ._errors import ConfigError, DatasetError, FrameError, StreamrecError, WorkerError
+from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
+from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CameraReport",
+    "CameraStatus",
+    "ConfigError",
+    "DatasetError",
+    "DatasetRecorder",
+    "EncoderConfig",
+    "EpisodeCameraCheck",
+    "EpisodeReport",
+    "Finding",
+    "FrameError",
+    "QueueFullPolicy",
+    "Severity",
+    "StreamrecError",
+    "VerifyReport",
+    "WorkerError",
+    "__version__",
+    "verify",
+]

@@ -1,0 +1,304 @@
+"""Typed settings, checked when they are built so that a bad value fails before anything records."""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import ConfigError
+
+# SVT-AV1 prints a banner and its settings to stderr at every encoder open (once per episode and
+# camera); keep its errors only, unless the user asked for something else.
+os.environ.setdefault("SVT_LOG", "1")
+
+DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
+    "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+    "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+    "index": {"dtype": "int64", "shape": [1], "names": None},
+    "task_index": {"dtype": "int64", "shape": [1], "names": None},
+}
+"""The five columns every v3.0 data file has; the recorder fills them, the user never does."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoder:
+    """What we know about one software encoder we drive."""
+
+    name: str
+    """FFmpeg encoder name."""
+    stream_codec: str
+    """Codec name of the stream it produces, as written to info.json (`video.codec`)."""
+    default_preset: int | str | None
+    presets: tuple[str, ...] = ()
+    """Allowed named presets; empty when the preset is a number."""
+
+
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                 "veryslow", "placebo")
+_ENCODERS = {
+    "libsvtav1": _Encoder("libsvtav1", "av1", 12),
+    "libx264": _Encoder("libx264", "h264", None, _X26X_PRESETS),
+    "libx265": _Encoder("libx265", "hevc", None, _X26X_PRESETS),
+}
+_ALIASES = {"av1": "libsvtav1", "svtav1": "libsvtav1", "h264": "libx264", "hevc": "libx265",
+            "h265": "libx265"}
+VCODEC_CHOICES = tuple(sorted({*_ENCODERS, *_ALIASES}))
+
+
+@cache
+def _codec_options(encoder: str) -> dict[str, Any]:
+    """AVOptions (generic and private) the encoder accepts, by name."""
+    import av
+
+    ctx = av.CodecContext.create(encoder, "w")
+    opts = ctx.supported_options
+    return {o.name: o for o in (*opts.generic, *opts.private)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncoderConfig:
+    """How each camera stream is encoded. Field names and defaults follow the reference docs.
+
+    Example: `EncoderConfig(vcodec="libsvtav1", crf=30, g=2, preset=12, pix_fmt="yuv420p")`.
+    """
+
+    vcodec: str = "libsvtav1"
+    """Encoder: `libsvtav1` (alias `av1`), `h264` (`libx264`) or `hevc` (`libx265`)."""
+    pix_fmt: str = "yuv420p"
+    """Pixel format of the encoded stream; frames arrive as rgb24 and are converted in the worker."""
+    g: int | None = 2
+    """Keyframe interval in frames. Small values make random access (training) cheap."""
+    crf: int | float | None = 30
+    """Constant quality; lower is better and bigger. Range depends on the encoder."""
+    preset: int | str | None = None
+    """Speed preset: 0..13 for libsvtav1 (default 12), a name such as `ultrafast` for x264/x265."""
+    fast_decode: int = 0
+    """0..2; SVT-AV1's fast-decode level, `tune=fastdecode` for x264/x265 when non-zero."""
+    extra_options: Mapping[str, str] = field(default_factory=dict)
+    """Further encoder AVOptions, merged last (e.g. `{"svtav1-params": "tune=0"}`)."""
+
+    def __post_init__(self) -> None:
+        name = _ALIASES.get(self.vcodec, self.vcodec)
+        if name not in _ENCODERS:
+            raise ConfigError(f"EncoderConfig.vcodec = {self.vcodec!r}: must be one of {VCODEC_CHOICES}")
+        try:
+            options = _codec_options(name)
+        except Exception as e:  # the FFmpeg build lacks it
+            raise ConfigError(f"EncoderConfig.vcodec = {self.vcodec!r}: this PyAV build cannot open "
+                              f"encoder {name!r} ({e})") from e
+        import av
+
+        formats = [f.name for f in av.codec.Codec(name, "w").video_formats or ()]
+        if self.pix_fmt not in formats:
+            raise ConfigError(f"EncoderConfig.pix_fmt = {self.pix_fmt!r}: {name} accepts {formats}")
+        if self.g is not None and (not isinstance(self.g, int) or self.g < 1):
+            raise ConfigError(f"EncoderConfig.g = {self.g!r}: must be an integer >= 1 or None")
+        if self.crf is not None:
+            opt = options["crf"]
+            if not isinstance(self.crf, (int, float)) or not opt.min <= self.crf <= opt.max:
+                raise ConfigError(f"EncoderConfig.crf = {self.crf!r}: {name} accepts "
+                                  f"{opt.min:g}..{opt.max:g}")
+        enc = _ENCODERS[name]
+        if self.preset is not None:
+            if enc.presets:
+                if self.preset not in enc.presets:
+                    raise ConfigError(f"EncoderConfig.preset = {self.preset!r}: {name} accepts {enc.presets}")
+            else:
+                opt = options["preset"]
+                if isinstance(self.preset, bool) or not isinstance(self.preset, int) \
+                        or not opt.min <= self.preset <= opt.max:
+                    raise ConfigError(f"EncoderConfig.preset = {self.preset!r}: {name} accepts integers "
+                                      f"{opt.min:g}..{opt.max:g}")
+        if self.fast_decode not in (0, 1, 2):
+            raise ConfigError(f"EncoderConfig.fast_decode = {self.fast_decode!r}: must be 0, 1 or 2")
+        unknown = sorted(k for k in self.extra_options if k not in options)
+        if unknown:
+            raise ConfigError(f"EncoderConfig.extra_options: {name} has no option(s) {unknown}; "
+                              f"see `ffmpeg -h encoder={name}` for the options it accepts")
+
+    @property
+    def encoder(self) -> str:
+        """The FFmpeg encoder name `vcodec` resolves to."""
+        return _ALIASES.get(self.vcodec, self.vcodec)
+
+    @property
+    def stream_codec(self) -> str:
+        """Codec of the encoded stream (`av1`, `h264`, `hevc`)."""
+        return _ENCODERS[self.encoder].stream_codec
+
+    @property
+    def effective_preset(self) -> int | str | None:
+        return self.preset if self.preset is not None else _ENCODERS[self.encoder].default_preset
+
+    def codec_options(self, encoder_threads: int | None) -> dict[str, str]:
+        """AVOptions for the encoder, as strings. `g` is set on the codec context, not here."""
+        opts: dict[str, str] = {}
+        if self.crf is not None:
+            opts["crf"] = f"{self.crf:g}"
+        if self.effective_preset is not None:
+            opts["preset"] = str(self.effective_preset)
+        if self.encoder == "libsvtav1":
+            # hierarchical-levels=2 and lookahead=0 bound the frames SVT-AV1 holds back to ~12,
+            # so flushing at the end of an episode takes tens of ms instead of ~50 frames' work.
+            # With a short keyframe interval (g=2 by default) they change nothing in the output.
+            params = ["hierarchical-levels=2", "lookahead=0", f"fast-decode={self.fast_decode}"]
+            if encoder_threads is not None:
+                params.append(f"lp={encoder_threads}")
+            opts["svtav1-params"] = ":".join(params)
+        else:
+            if self.fast_decode:
+                opts["tune"] = "fastdecode"
+            if encoder_threads is not None:
+                opts["threads"] = str(encoder_threads)
+            if self.encoder == "libx265":
+                opts["x265-params"] = "log-level=error"
+        for key, value in self.extra_options.items():
+            if key in ("svtav1-params", "x265-params", "x264-params") and key in opts:
+                opts[key] = f"{opts[key]}:{value}"  # later entries win inside the encoder's parser
+            else:
+                opts[key] = str(value)
+        return opts
+
+
+class QueueFullPolicy(str, enum.Enum):
+    """What `add_frame` does when a camera's encoder queue is full."""
+
+    DROP = "drop"
+    """Never wait: the new frame is dropped and counted; its video slot repeats the previous frame."""
+    BLOCK = "block"
+    """Wait for the encoder (offline conversion, where no frame may be lost)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """One entry of `info.json`'s `features`."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    names: Any = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.dtype == "video"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "shape": list(self.shape), "names": self.names}
+
+
+def parse_features(features: Mapping[str, Mapping[str, Any]]) -> tuple[Feature, ...]:
+    """Check a user's feature dict and return it as `Feature`s, in the user's order."""
+    if not isinstance(features, Mapping) or not features:
+        raise ConfigError(f"features = {features!r}: must be a non-empty dict of name -> "
+                          "{'dtype', 'shape', 'names'}")
+    out = []
+    for name, spec in features.items():
+        where = f"features[{name!r}]"
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ConfigError(f"{where}: a feature name must be a non-empty string without '/'")
+        if name in DEFAULT_FEATURES or name == "task":
+            raise ConfigError(f"{where}: {name!r} is filled in by the recorder; remove it from features")
+        if not isinstance(spec, Mapping) or "dtype" not in spec or "shape" not in spec:
+            raise ConfigError(f"{where} = {spec!r}: must be a dict with 'dtype' and 'shape'")
+        dtype, shape = spec["dtype"], spec["shape"]
+        if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and d > 0 for d in shape):
+            raise ConfigError(f"{where}['shape'] = {shape!r}: must be a list of positive integers")
+        if dtype == "video":
+            if len(shape) != 3 or shape[2] != 3:
+                raise ConfigError(f"{where}['shape'] = {list(shape)}: a video feature is [height, width, 3]")
+            if shape[0] % 2 or shape[1] % 2:
+                raise ConfigError(f"{where}['shape'] = {list(shape)}: height and width must be even")
+            names = spec.get("names") or ["height", "width", "channels"]
+        elif dtype == "image":
+            raise ConfigError(f"{where}['dtype'] = 'image': image features are not supported; use 'video'")
+        elif dtype == "string":
+            if tuple(shape) != (1,):
+                raise ConfigError(f"{where}['shape'] = {list(shape)}: a string feature has shape [1]")
+            names = spec.get("names")
+        else:
+            try:
+                np_dtype = np.dtype(dtype)
+            except TypeError as e:
+                raise ConfigError(f"{where}['dtype'] = {dtype!r}: must be 'video', 'string' or a numpy "
+                                  "dtype name such as 'float32'") from e
+            if np_dtype.kind not in "biuf":
+                raise ConfigError(f"{where}['dtype'] = {dtype!r}: numeric features must be bool, int or float")
+            if len(shape) > 1:
+                raise ConfigError(f"{where}['shape'] = {list(shape)}: only scalars ([1]) and vectors ([D]) "
+                                  "are supported")
+            names = spec.get("names")
+        out.append(Feature(name, dtype, tuple(shape), names))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecorderConfig:
+    """Everything `DatasetRecorder.create` needs. Field names follow the reference docs."""
+
+    root: Path
+    """Dataset folder: new, or an empty folder."""
+    fps: int
+    """Frames per second of every camera and of the table rows."""
+    features: tuple[Feature, ...]
+    """User features (cameras as dtype 'video', vectors, scalars); the default columns are added."""
+    robot_type: str | None = None
+    streaming_encoding: bool = True
+    """Encode while recording (True) or spill PNGs and encode at save time (not available yet)."""
+    camera_encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    encoder_threads: int | None = None
+    """Threads per camera encoder; None lets the codec decide."""
+    encoder_queue_maxsize: int = 30
+    """Frames each camera's encoder queue holds before the full-queue policy applies."""
+    queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
+    video_files_size_in_mb: float = 200.0
+    data_files_size_in_mb: float = 100.0
+    chunks_size: int = 1000
+    batch_encoding_size: int = 1
+    encoder_nice: int = 10
+    """How much lower than the capture loop encoder threads run (added to their nice value)."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> ConfigError:
+            return ConfigError(f"RecorderConfig.{name} = {getattr(self, name)!r}: {rule}")
+
+        if isinstance(self.fps, bool) or not isinstance(self.fps, int) or self.fps <= 0:
+            raise bad("fps", "must be an integer > 0")
+        if not self.streaming_encoding:
+            raise bad("streaming_encoding", "only True is available so far; the PNG fallback path "
+                      "(streaming_encoding=False) is not built yet")
+        if self.encoder_threads is not None and (not isinstance(self.encoder_threads, int)
+                                                 or self.encoder_threads < 1):
+            raise bad("encoder_threads", "must be None (codec decides) or an integer >= 1")
+        if not isinstance(self.encoder_queue_maxsize, int) or self.encoder_queue_maxsize < 1:
+            raise bad("encoder_queue_maxsize", "must be an integer >= 1")
+        if not isinstance(self.queue_full_policy, QueueFullPolicy):
+            raise bad("queue_full_policy", f"must be one of {[p.value for p in QueueFullPolicy]}")
+        for name in ("video_files_size_in_mb", "data_files_size_in_mb"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise bad(name, "must be a number > 0")
+        if not isinstance(self.chunks_size, int) or self.chunks_size < 1:
+            raise bad("chunks_size", "must be an integer >= 1")
+        if self.batch_encoding_size != 1:
+            raise bad("batch_encoding_size", "streaming encoding encodes every episode as it is "
+                      "recorded; batch encoding applies to streaming_encoding=False only, so keep it 1")
+        if not isinstance(self.encoder_nice, int) or not 0 <= self.encoder_nice <= 19:
+            raise bad("encoder_nice", "must be an integer 0..19")
+
+    @property
+    def video_features(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.is_video)
+
+    @property
+    def table_features(self) -> tuple[Feature, ...]:
+        """User features stored in the data parquet (everything but video)."""
+        return tuple(f for f in self.features if not f.is_video)

@@ -1,0 +1,452 @@
+"""`DatasetRecorder`: the capture-side API (add_frame, save_episode, clear_episode, finalize)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._config import EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
+from ._dataset import FileIndex, Layout, build_info, write_json_atomic
+from ._encoder import EncoderWorker, VideoEpisode
+from ._errors import DatasetError, FrameError, StreamrecError, WorkerError
+from ._stats import STAT_NAMES, Stats, aggregate, numeric_stats
+from ._tables import (
+    EpisodeJournal,
+    data_schema,
+    episode_table,
+    stats_to_json,
+    write_data_files,
+    write_episodes_file,
+    write_tasks_file,
+)
+
+log = logging.getLogger("streamrec")
+
+
+@dataclass(frozen=True, slots=True)
+class CameraReport:
+    """One camera's part of a saved episode."""
+
+    camera: str
+    frames: int
+    """Video frames written (always equal to the episode's rows)."""
+    dropped: int
+    """Frames dropped because the encoder queue was full; each slot holds the previous frame."""
+    max_queue_depth: int
+    video_file: Path
+    from_timestamp: float
+    to_timestamp: float
+    flush_s: float
+    """Time the encoder took, after the episode ended, for the frames it still held."""
+    append_s: float
+    """Time taken to copy the episode's packets into the camera's MP4."""
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeReport:
+    """What `save_episode()` did."""
+
+    episode_index: int
+    frames: int
+    duration_s: float
+    tasks: tuple[str, ...]
+    cameras: Mapping[str, CameraReport]
+    save_s: float
+    """Wall time spent inside save_episode()."""
+
+    @property
+    def dropped(self) -> int:
+        """Dropped frames summed over cameras."""
+        return sum(c.dropped for c in self.cameras.values())
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    """Live view of one camera's queue during an episode (for status displays)."""
+
+    camera: str
+    queue_depth: int
+    frames_in: int
+    dropped: int
+
+
+class DatasetRecorder:
+    """Records episodes into a LeRobot v3.0 dataset, encoding video while frames arrive.
+
+    Create with `DatasetRecorder.create(...)`. Not thread-safe: call it from one thread (the
+    capture loop). Use as a context manager, or call `finalize()` when done.
+    """
+
+    def __init__(self, config: RecorderConfig) -> None:
+        """Prefer `DatasetRecorder.create`; this takes an already checked config."""
+        self.config = config
+        self._layout = Layout(config.root)
+        self._journal = EpisodeJournal(self._layout)
+        self._table_features: tuple[Feature, ...] = config.table_features
+        self._video_features: tuple[Feature, ...] = config.video_features
+        self._allowed_keys = {f.name for f in config.features} | {"task"}
+        self._workers: dict[str, EncoderWorker] = {}
+        self._tasks: dict[str, int] = {}
+        self._episode_index = 0
+        self._total_frames = 0
+        self._data_at = FileIndex()
+        self._data_bytes = 0
+        self._finalized = False
+        self._failed: BaseException | None = None
+        self._reset_episode()
+
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        fps: int,
+        features: Mapping[str, Mapping[str, Any]],
+        *,
+        robot_type: str | None = None,
+        streaming_encoding: bool = True,
+        camera_encoder: EncoderConfig | None = None,
+        encoder_threads: int | None = None,
+        encoder_queue_maxsize: int = 30,
+        queue_full_policy: str | QueueFullPolicy = QueueFullPolicy.DROP,
+        video_files_size_in_mb: float = 200.0,
+        data_files_size_in_mb: float = 100.0,
+        chunks_size: int = 1000,
+        batch_encoding_size: int = 1,
+    ) -> DatasetRecorder:
+        """Start a new dataset in `root` (a new or empty folder) and open one encoder per camera.
+
+        Args:
+            root: Dataset folder; must not exist yet or be empty.
+            fps: Frame rate of cameras and rows.
+            features: name -> {"dtype", "shape", "names"}; cameras have dtype "video" and shape
+                [height, width, 3].
+            robot_type: Free text stored in info.json.
+            streaming_encoding: Encode while recording (the only mode built so far).
+            camera_encoder: Encoder settings for every camera; default `EncoderConfig()`.
+            encoder_threads: Threads per camera encoder; None lets the codec decide.
+            encoder_queue_maxsize: Frames each camera queue holds.
+            queue_full_policy: "drop" (default: never wait, count and repeat the previous frame)
+                or "block" (wait for the encoder; for offline conversion).
+            video_files_size_in_mb, data_files_size_in_mb, chunks_size: File rollover limits.
+            batch_encoding_size: Must be 1 with streaming encoding.
+
+        Raises:
+            ConfigError: a setting is invalid (the message names it).
+            DatasetError: `root` holds files already.
+            WorkerError: an encoder could not be opened with these settings.
+        """
+        try:
+            policy = QueueFullPolicy(queue_full_policy)
+        except ValueError:
+            from ._errors import ConfigError
+
+            raise ConfigError(f"queue_full_policy = {queue_full_policy!r}: must be one of "
+                              f"{[p.value for p in QueueFullPolicy]}") from None
+        config = RecorderConfig(
+            root=Path(root), fps=fps, features=parse_features(features), robot_type=robot_type,
+            streaming_encoding=streaming_encoding, camera_encoder=camera_encoder or EncoderConfig(),
+            encoder_threads=encoder_threads, encoder_queue_maxsize=encoder_queue_maxsize,
+            queue_full_policy=policy, video_files_size_in_mb=video_files_size_in_mb,
+            data_files_size_in_mb=data_files_size_in_mb, chunks_size=chunks_size,
+            batch_encoding_size=batch_encoding_size,
+        )
+        root = config.root
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise DatasetError(f"{root} is not empty; DatasetRecorder.create needs a new or empty folder")
+        rec = cls(config)
+        root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0))
+        try:
+            rec._start_workers()
+        except BaseException:
+            rec._stop_workers()
+            shutil.rmtree(rec._layout.work, ignore_errors=True)
+            raise
+        return rec
+
+    # -- capture-side API -----------------------------------------------------------------------
+
+    def add_frame(self, frame: Mapping[str, Any]) -> None:
+        """Add one row to the open episode: every feature plus "task".
+
+        Copies each camera image onto its encoder queue (never encodes here). With the default
+        "drop" policy this never waits: a full queue drops that camera's frame (counted and
+        logged) and its video slot repeats the previous frame, so rows and frames stay 1:1.
+
+        Raises:
+            FrameError: a key is missing or unknown, or a value has the wrong shape or dtype.
+                Nothing was added; the open episode is unchanged.
+            WorkerError: an encoder has failed.
+        """
+        self._check_usable()
+        values = self._validate(frame)
+        slot = self._frames
+        for f in self._video_features:
+            self._workers[f.name].offer(slot, values[f.name])
+        for f in self._table_features:
+            self._values[f.name].append(values[f.name])
+        task = frame["task"]
+        if task not in self._episode_tasks:
+            self._episode_tasks.append(task)
+        self._task_of_row.append(task)
+        self._frames += 1
+
+    def save_episode(self) -> EpisodeReport:
+        """Complete the open episode: its video is already encoded, so this waits only for the
+        encoders' last few frames, then writes the episode's rows and metadata.
+
+        Raises:
+            DatasetError: the open episode has no frames.
+            WorkerError: an encoder failed; episodes saved earlier stay intact.
+        """
+        self._check_usable()
+        if self._frames == 0:
+            raise DatasetError("save_episode(): the open episode has no frames; call add_frame() first")
+        t0 = time.perf_counter()
+        n = self._frames
+        queue_stats = {}
+        futures = {}
+        for name, worker in self._workers.items():
+            queue_stats[name] = worker.queue.stats()
+            futures[name] = worker.end_episode(n, self._episode_index)
+            worker.queue.reset_stats()  # the capture thread is the only producer: safe here
+        videos: dict[str, VideoEpisode] = {}
+        try:
+            for name, future in futures.items():
+                videos[name] = future.result()
+        except BaseException as e:
+            self._failed = e
+            self._reset_episode()
+            raise WorkerError(f"save_episode(): encoder for {name} failed; episode {self._episode_index} "
+                              f"is lost, the {self._episode_index} saved before it are intact: {e}") from e
+
+        e = self._episode_index
+        for task in self._episode_tasks:
+            self._tasks.setdefault(task, len(self._tasks))
+        task_idx = np.array([self._tasks[t] for t in self._task_of_row], np.int64)
+        columns = {f.name: (self._values[f.name] if f.dtype == "string" else np.stack(self._values[f.name]))
+                   for f in self._table_features}
+        rows = episode_table(self._table_features, columns, episode_index=e,
+                             first_index=self._total_frames, task_indices=task_idx, fps=self.config.fps)
+
+        if self._data_bytes and self._data_bytes + rows.nbytes > self.config.data_files_size_in_mb * 2**20:
+            self._data_at = self._data_at.next(self.config.chunks_size)
+            self._data_bytes = 0
+        self._data_bytes += rows.nbytes
+
+        stats: dict[str, Stats] = {}
+        for f in self._table_features:
+            if f.dtype != "string":
+                stats[f.name] = numeric_stats(columns[f.name])
+        for name in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
+            stats[name] = numeric_stats(rows.column(name).to_numpy())
+        for name, v in videos.items():
+            stats[name] = v.stats
+
+        fps = self.config.fps
+        meta: dict[str, Any] = {
+            "episode_index": e,
+            "tasks": list(self._episode_tasks),
+            "length": n,
+            "data/chunk_index": self._data_at.chunk,
+            "data/file_index": self._data_at.file,
+            "dataset_from_index": self._total_frames,
+            "dataset_to_index": self._total_frames + n,
+        }
+        cameras = {}
+        for name, v in videos.items():
+            meta[f"videos/{name}/chunk_index"] = v.file.chunk
+            meta[f"videos/{name}/file_index"] = v.file.file
+            # From integer frame counts, so the value never drifts however long the file.
+            meta[f"videos/{name}/from_timestamp"] = v.from_frame / fps
+            meta[f"videos/{name}/to_timestamp"] = (v.from_frame + v.frames) / fps
+            meta[f"videos/{name}/dropped_frames"] = queue_stats[name].frames_dropped
+            cameras[name] = CameraReport(
+                camera=name, frames=v.frames, dropped=queue_stats[name].frames_dropped,
+                max_queue_depth=queue_stats[name].max_depth, video_file=self._layout.video(name, v.file),
+                from_timestamp=v.from_frame / fps, to_timestamp=(v.from_frame + v.frames) / fps,
+                flush_s=v.flush_s, append_s=v.append_s)
+        for name, s in stats.items():
+            for stat in STAT_NAMES:
+                meta[f"stats/{name}/{stat}"] = np.asarray(s[stat]).tolist()
+        meta["meta/episodes/chunk_index"] = 0
+        meta["meta/episodes/file_index"] = 0
+
+        self._journal.write(e, rows, meta)
+        self._episode_index += 1
+        self._total_frames += n
+        report = EpisodeReport(episode_index=e, frames=n, duration_s=n / fps, tasks=tuple(self._episode_tasks),
+                               cameras=cameras, save_s=time.perf_counter() - t0)
+        self._reset_episode()
+        return report
+
+    def clear_episode(self) -> None:
+        """Discard the open episode (to re-record it). Saved episodes are not touched."""
+        self._check_usable()
+        futures = [w.discard_episode() for w in self._workers.values()]
+        for w in self._workers.values():
+            w.queue.reset_stats()
+        for f in futures:
+            f.result()
+        self._reset_episode()
+
+    def finalize(self) -> None:
+        """Close the videos and write the dataset's parquet and meta files. Safe to call twice.
+
+        An open episode with frames is discarded (with a warning): call save_episode() first
+        to keep it.
+        """
+        if self._finalized:
+            return
+        self._finalized = True
+        if self._frames:
+            log.warning("finalize(): discarding the open episode (%d frames) that was never saved", self._frames)
+        errors = self._stop_workers()
+        self._write_meta()
+        shutil.rmtree(self._layout.work, ignore_errors=True)
+        if errors:
+            raise WorkerError(f"finalize(): {len(errors)} encoder(s) failed while closing; the dataset "
+                              f"was written without their unsaved frames: {errors[0]}") from errors[0]
+
+    def __enter__(self) -> DatasetRecorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.finalize()
+        except StreamrecError:
+            if exc is None:
+                raise
+            log.exception("finalize() failed while handling another error")
+
+    # -- read-only views ------------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes saved so far."""
+        return self._episode_index
+
+    @property
+    def episode_frames(self) -> int:
+        """Rows in the open episode."""
+        return self._frames
+
+    def camera_status(self) -> list[CameraStatus]:
+        """Queue depth and drop counters of each camera for the open episode."""
+        out = []
+        for name, w in self._workers.items():
+            s = w.queue.stats()
+            out.append(CameraStatus(name, w.queue.depth(), s.frames_in, s.frames_dropped))
+        return out
+
+    def __repr__(self) -> str:
+        state = "finalized" if self._finalized else f"episode {self._episode_index}, {self._frames} frames open"
+        return f"<DatasetRecorder {str(self.root)!r} {len(self._workers)} camera(s), {state}>"
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _reset_episode(self) -> None:
+        self._frames = 0
+        self._values: dict[str, list] = {f.name: [] for f in self._table_features}
+        self._episode_tasks: list[str] = []
+        self._task_of_row: list[str] = []
+
+    def _start_workers(self) -> None:
+        for f in self._video_features:
+            self._workers[f.name] = EncoderWorker(f, self.config, self._layout, FileIndex())
+        for w in self._workers.values():
+            w.start()
+
+    def _stop_workers(self) -> list[BaseException]:
+        errors = []
+        futures = [w.close() for w in self._workers.values()]
+        for f in futures:
+            try:
+                f.result()
+            except BaseException as e:  # noqa: BLE001 - reported by the caller
+                errors.append(e)
+        for w in self._workers.values():
+            w.join()
+        return errors
+
+    def _check_usable(self) -> None:
+        if self._finalized:
+            raise DatasetError("this recorder is finalized; open a new one to record more")
+        if self._failed is not None:
+            raise WorkerError(f"an encoder failed earlier ({self._failed}); call finalize() to close the "
+                              "dataset with the episodes saved so far") from self._failed
+        for w in self._workers.values():
+            if w.failed:
+                self._failed = w._error
+                w.raise_if_failed()
+
+    def _validate(self, frame: Mapping[str, Any]) -> dict[str, Any]:
+        """Check every key and value of a frame; return the values converted, or raise FrameError."""
+        if not isinstance(frame, Mapping):
+            raise FrameError(f"add_frame() takes a dict of feature -> value, got {type(frame).__name__}")
+        unknown = sorted(set(frame) - self._allowed_keys)
+        if unknown:
+            raise FrameError(f"add_frame(): unknown key(s) {unknown}; the features are "
+                             f"{sorted(self._allowed_keys - {'task'})} plus 'task'")
+        task = frame.get("task")
+        if not isinstance(task, str) or not task:
+            raise FrameError(f"add_frame(): 'task' must be a non-empty string, got {task!r}")
+        out: dict[str, Any] = {}
+        for f in self.config.features:
+            if f.name not in frame:
+                raise FrameError(f"add_frame(): feature {f.name!r} is missing")
+            out[f.name] = _check_value(f, frame[f.name])
+        return out
+
+    def _write_meta(self) -> None:
+        """Assemble journals into the v3.0 files; info.json last, so it only ever describes
+        files that exist."""
+        episodes = self._journal.episodes()
+        metas = [self._journal.read_meta(e) for e in episodes]
+        if metas:
+            write_data_files(self._layout, self._journal, metas, data_schema(self._table_features))
+            write_episodes_file(self._layout.episodes(FileIndex()), metas)
+            names = [k[len("stats/"):-len("/min")] for k in metas[0] if k.startswith("stats/") and k.endswith("/min")]
+            stats = {name: aggregate([{s: np.asarray(m[f"stats/{name}/{s}"]) for s in STAT_NAMES} for m in metas])
+                     for name in names}
+            write_json_atomic(self._layout.stats, stats_to_json(stats))
+        write_tasks_file(self._layout.tasks, self._tasks)
+        write_json_atomic(self._layout.info, build_info(
+            self.config, total_episodes=len(metas), total_frames=sum(m["length"] for m in metas),
+            total_tasks=len(self._tasks)))
+
+
+def _check_value(f: Feature, value: Any) -> Any:
+    if f.is_video:
+        if not isinstance(value, np.ndarray):
+            raise FrameError(f"add_frame(): {f.name!r} must be a numpy uint8 array of shape {f.shape}, "
+                             f"got {type(value).__name__}")
+        if value.dtype != np.uint8:
+            raise FrameError(f"add_frame(): {f.name!r} must have dtype uint8, got {value.dtype}")
+        if value.shape != f.shape:
+            raise FrameError(f"add_frame(): {f.name!r} must have shape {f.shape} (height, width, channels), "
+                             f"got {value.shape}")
+        return value
+    if f.dtype == "string":
+        if not isinstance(value, str):
+            raise FrameError(f"add_frame(): {f.name!r} must be a str, got {type(value).__name__}")
+        return value
+    arr = np.asarray(value)
+    expected = np.dtype(f.dtype)
+    if not np.can_cast(arr.dtype, expected, casting="same_kind"):
+        raise FrameError(f"add_frame(): {f.name!r} must have dtype {expected} (or one that converts to it "
+                         f"without changing kind), got {arr.dtype}")
+    if arr.shape != f.shape and not (f.shape == (1,) and arr.shape == ()):
+        raise FrameError(f"add_frame(): {f.name!r} must have shape {f.shape}, got {arr.shape}")
+    return arr.astype(expected, copy=False).reshape(f.shape)

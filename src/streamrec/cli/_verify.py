@@ -1,0 +1,88 @@
+"""`streamrec verify DATASET [--json]`: a thin wrapper around `streamrec.verify()`.
+
+Exit codes: 0 healthy (warnings allowed), 1 problems found, 2 not a dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from streamrec import Severity, VerifyReport, verify
+
+_STYLE = {"ok": "green", "info": "cyan", "warning": "yellow", "error": "bold red"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "verify", help="check a dataset: metadata, rows, every video decoded, drops and timing",
+        description="Check a LeRobot v3.0 dataset the way the loader will use it. Every MP4 is decoded once. "
+                    "Exit code 0: healthy (warnings allowed); 1: problems found; 2: not a dataset.")
+    parser.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder (the one holding meta/)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = verify(args.dataset)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render(report, Console(highlight=False))
+    return report.exit_code
+
+
+def render(report: VerifyReport, console: Console) -> None:
+    """Print the per-episode table, the findings and a one-line verdict."""
+    if report.rows:
+        console.print(_rows_table(report))
+    if report.findings:
+        # A list, not a table: messages are long and stay readable in an 80-column log.
+        console.print(Text("Findings", "bold"))
+        for f in report.findings:
+            where = [f"episode {f.episode}" if f.episode is not None else "", f.camera or "",
+                     f.file if f.file and f.episode is None and f.camera is None else ""]
+            console.print(Text.assemble((f"{f.severity.value:<8}", _STYLE[f.severity.value]), (f.code, "bold"),
+                                        ("  " + " ".join(w for w in where if w), "dim")))
+            console.print(Padding(Text(f.message), (0, 0, 0, 8)))
+    info = sum(f.severity is Severity.INFO for f in report.findings)
+    counts = f"{len(report.errors)} error(s), {len(report.warnings)} warning(s), {info} note(s)"
+    if not report.is_dataset:
+        console.print(Text(f"Not a dataset: {report.root}", _STYLE["error"]))
+    elif report.healthy:
+        console.print(Text(f"Healthy: {report.episodes} episode(s) x {len(report.cameras)} camera(s), "
+                           f"{report.frames} frames; {counts}; checked in {report.elapsed_s:.2f} s", _STYLE["ok"]))
+    else:
+        console.print(Text(f"Problems found: {counts}; checked in {report.elapsed_s:.2f} s", _STYLE["error"]))
+
+
+def _rows_table(report: VerifyReport) -> Table:
+    timing = any(r.interval_p50_ms is not None for r in report.rows)
+    table = Table(title=f"streamrec verify {report.root}", title_justify="left")
+    table.add_column("Episode", justify="right")
+    table.add_column("Camera")
+    table.add_column("Frames", justify="right")
+    table.add_column("Rows", justify="right")
+    table.add_column("Drops", justify="right")
+    if timing:
+        table.add_column("Interval p50/p99 ms", justify="right")
+        table.add_column("Skew p99 ms", justify="right")
+    table.add_column("Status")
+    for r in report.rows:
+        frames = "-" if r.frames is None else str(r.frames)
+        rows = "-" if r.rows is None else str(r.rows)
+        drops = "-" if r.dropped is None else f"{r.dropped} ({r.dropped_pct:.1f} %)"
+        cells = [str(r.episode), r.camera, frames, rows, drops]
+        if timing:
+            cells.append("-" if r.interval_p50_ms is None else f"{r.interval_p50_ms:.1f} / {r.interval_p99_ms:.1f}")
+            cells.append("-" if r.skew_p99_ms is None else f"{r.skew_p99_ms:.1f}")
+        table.add_row(*cells, Text(r.status, _STYLE[r.status]))
+    return table
