@@ -83,6 +83,7 @@ def main() -> None:
     late_ticks = 0
     saves = []
     cpu0 = time.process_time()
+    cpu_children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall0 = time.perf_counter()
     i = 0
     for _ in range(args.episodes):
@@ -109,6 +110,9 @@ def main() -> None:
     finalize_s = time.perf_counter() - t
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
+    # Encoder processes have ended (finalize joins them), so their CPU time is in RUSAGE_CHILDREN.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_children = children.ru_utime + children.ru_stime - (cpu_children0.ru_utime + cpu_children0.ru_stime)
 
     bytes_by_camera = {c: sum(p.stat().st_size for p in (root / "videos" / f"observation.images.{c}").rglob("*.mp4"))
                        for c in CAMERAS}
@@ -130,8 +134,11 @@ def main() -> None:
         "save_episode_ms": [round(s.save_s * 1e3, 1) for s in saves],
         "encoder_flush_ms": [round(max(c.flush_s for c in s.cameras.values()) * 1e3, 1) for s in saves],
         "finalize_ms": round(finalize_s * 1e3, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "cpu_percent_of_one_core": round(100 * cpu / wall, 1),
+        "peak_rss_mb": {"capture_process_incl_footage": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10),
+                        "largest_encoder_process": round(children.ru_maxrss / 2**10)},
+        "footage_in_memory_mb": round(sum(f.nbytes for v in video.values() for f in v) / 2**20, 1),
+        "cpu_percent_of_one_core": {"capture_process": round(100 * cpu / wall, 1),
+                                    "encoder_processes": round(100 * cpu_children / wall, 1)},
         "bytes_per_camera": bytes_by_camera,
         "bytes_per_camera_minute": {c: round(b / (expected / args.fps / 60)) for c, b in bytes_by_camera.items()},
     }

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -12,7 +16,7 @@ import pytest
 from utils import FOOTAGE, episodes, frames_of_episode, id_frame, read_id
 
 from streamrec import DatasetError, DatasetRecorder, EncoderConfig, FrameError, WorkerError
-from streamrec._sched import realtime_threads
+from streamrec._sched import realtime_threads, thread_scheds
 
 FPS = 30
 H, W = 96, 128
@@ -275,21 +279,46 @@ def test_an_error_inside_with_keeps_saved_episodes(tmp_path):
     assert json.loads((tmp_path / "ds/meta/info.json").read_text())["total_frames"] == 8
 
 
-def test_encoder_failure_surfaces_and_saved_episodes_survive(tmp_path):
-    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(),
-                                 camera_encoder=H264, queue_full_policy="block")
+def test_encoder_crash_surfaces_and_saved_episodes_survive(tmp_path):
+    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block")
     for i in range(10):
         rec.add_frame(frame_for(i, 0, i))
     rec.save_episode()
-    # Break the wrist camera's worker mid-episode: its spool file disappears under it.
-    rec._workers[CAMS[1]]._spool._f.close()
-    with pytest.raises(WorkerError, match="encoder for observation.images.wrist failed"):
-        for i in range(10, 400):
+    for i in range(10, 15):
+        rec.add_frame(frame_for(i, 0, i))
+    # The wrist camera's encoder dies mid-episode (an OOM kill, a codec crash).
+    os.kill(rec._workers[CAMS[1]].pid, signal.SIGKILL)
+    with pytest.raises(WorkerError, match=r"encoder process for observation.images.wrist ended unexpectedly "
+                                          r"\(exit code -9\)"):
+        for i in range(15, 400):
             rec.add_frame(frame_for(i, 0, i))
+            time.sleep(0.005)
     with pytest.raises(WorkerError):
         rec.save_episode()
+    rec.finalize()  # rebuilds the wrist camera's unclosed MP4 from the spools kept for it
+    check_identity(tmp_path / "ds", [10])
+
+
+def test_encoder_error_reaches_the_caller_with_its_traceback(tmp_path):
+    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block",
+                                 video_files_size_in_mb=0.001)
+    for i in range(10):
+        rec.add_frame(frame_for(i, 0, i))
+    rec.save_episode()
+    # The next episode needs a new file for each camera; make the wrist camera's impossible.
+    (tmp_path / "ds/videos/observation.images.wrist/chunk-000/file-001.mp4").mkdir(parents=True)
+    for i in range(10, 20):
+        rec.add_frame(frame_for(i, 0, i))
+    with pytest.raises(WorkerError, match=r"episode 1 was not saved; the 1 episode\(s\) saved before it are intact. "
+                                          r"encoder for observation.images.wrist failed: .*IsADirectoryError") as info:
+        rec.save_episode()
+    remote = str(info.value.__cause__.__cause__)  # the traceback from the encoder process
+    assert "Traceback" in remote and "in finish_episode" in remote
+    with pytest.raises(WorkerError, match="call finalize"):
+        rec.add_frame(frame_for(20, 0, 20))
     rec.finalize()
     check_identity(tmp_path / "ds", [10])
+    assert json.loads((tmp_path / "ds/meta/info.json").read_text())["total_episodes"] == 1
 
 
 def test_add_frame_copies_the_image(tmp_path):
@@ -305,17 +334,24 @@ def test_add_frame_copies_the_image(tmp_path):
     check_identity(tmp_path / "ds", [6])
 
 
-def test_threads_are_named_demoted_and_gone_after_finalize(tmp_path):
+def test_encoder_processes_are_named_demoted_and_gone_after_finalize(tmp_path):
+    shm_before = set(Path("/dev/shm").glob("psm_*"))
     rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), queue_full_policy="block")
-    names = {t.name for t in threading.enumerate()}
-    assert {f"streamrec-encoder-{c}" for c in CAMS} <= names
+    children = {p.name: p.pid for p in multiprocessing.active_children()}
+    assert {f"streamrec-encoder-{c}" for c in CAMS} <= set(children)
     for i in range(20):
         rec.add_frame(frame_for(i, 0, i))
-    # SVT-AV1 asks for SCHED_FIFO when it may; the demoted encoder threads must not get it.
+    for cam in CAMS:
+        pid = rec._workers[cam].pid
+        # SVT-AV1 asks for SCHED_FIFO 99 when it may (we run as root here); it must not get it,
+        # and its threads run niced below the capture loop.
+        assert realtime_threads(pid) == []
+        assert {t.nice for t in thread_scheds(pid) if t.name != "jemalloc_bg_thd"} >= {10}
     assert realtime_threads() == []
     rec.save_episode()
     rec.finalize()
-    assert not [t for t in threading.enumerate() if t.name.startswith("streamrec-")]
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("streamrec-")]
+    assert set(Path("/dev/shm").glob("psm_*")) <= shm_before, "frame buffers left in shared memory"
 
 
 def test_create_refuses_bad_settings_and_non_empty_roots(tmp_path):

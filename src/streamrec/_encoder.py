@@ -1,4 +1,9 @@
-"""One camera's encoder worker: frames in from its queue, episodes out into the camera's MP4s.
+"""One camera's encoder process: frames in from its queue, episodes out into the camera's MP4s.
+
+Each camera is encoded in its own process (`streamrec-encoder-<camera>`), fed through shared
+memory (see `_queue`). A process rather than a thread because the encoder then shares no
+interpreter lock with the capture loop, and because it can drop the right to real-time
+priority for itself and every codec thread it starts; see ARCHITECTURE.md for the figures.
 
 Per episode the worker opens a fresh encoder and writes its packets to a spool file on disk
 (so RAM stays flat however long the episode, and a discarded episode never reaches the MP4).
@@ -13,24 +18,28 @@ journals they are enough to rebuild the file after a crash.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import multiprocessing
 import os
+import signal
 import struct
-import threading
 import time
+import traceback
+import weakref
 from collections.abc import Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
-from ._config import Feature, RecorderConfig
+from ._config import EncoderConfig, Feature, RecorderConfig
 from ._dataset import FileIndex, Layout
 from ._errors import WorkerError
-from ._queue import FrameQueue
+from ._queue import FrameQueue, FrameQueueReader, ReaderHandle
 from ._sched import demote_current_thread
 from ._stats import ImageStatsSampler, Stats
 
@@ -57,21 +66,10 @@ class VideoEpisode:
     """Time spent copying the episode's packets into the camera's MP4."""
 
 
-@dataclass(slots=True)
-class _EndEpisode:
-    frames: int
-    episode_index: int
-    reply: Future
-
-
-@dataclass(slots=True)
-class _Discard:
-    reply: Future
-
-
-@dataclass(slots=True)
-class _Close:
-    reply: Future
+def _read_records(f: Any) -> Iterator[tuple[bytes, int, bool]]:
+    while header := f.read(_RECORD.size):
+        size, pts, key = _RECORD.unpack(header)
+        yield f.read(size), pts, bool(key)
 
 
 class _PacketSpool:
@@ -95,9 +93,7 @@ class _PacketSpool:
     def read(self) -> Iterator[tuple[bytes, int, bool]]:
         self._f.flush()
         self._f.seek(0)
-        while header := self._f.read(_RECORD.size):
-            size, pts, key = _RECORD.unpack(header)
-            yield self._f.read(size), pts, bool(key)
+        yield from _read_records(self._f)
 
     def keep(self, path: Path) -> None:
         """Close the spool for good: synced to disk, under its final name."""
@@ -131,163 +127,78 @@ class _VideoFile:
     def append(self, spool: _PacketSpool) -> int:
         """Copy the spooled episode to the end of the file; returns its first frame's index."""
         start = self.frames
-        for payload, pts, key in spool.read():
+        self._mux(spool.read(), start)
+        self.frames += spool.packets
+        self.bytes += spool.bytes
+        return start
+
+    def append_kept(self, path: Path) -> None:
+        """Copy an episode from a spool kept on disk (used to rebuild a file after a crash)."""
+        with open(path, "rb") as f:
+            records = list(_read_records(f))  # one episode; only during a rebuild
+        self._mux(records, self.frames)
+        self.frames += len(records)
+        self.bytes += sum(len(r[0]) for r in records)
+
+    def _mux(self, records: Any, start: int) -> None:
+        for payload, pts, key in records:
             packet = av.Packet(payload)
             packet.pts = packet.dts = start + pts
             packet.time_base = self._time_base
             packet.is_keyframe = key
             packet.stream = self._stream
             self._container.mux(packet)
-        self.frames += spool.packets
-        self.bytes += spool.bytes
-        return start
 
     def close(self) -> None:
         self._container.close()
 
 
-class EncoderWorker:
-    """Owns one camera: its queue, its thread `streamrec-encoder-<camera>` and its MP4 files.
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """Everything the encoder process needs, sent to it once at start (picklable)."""
 
-    The thread demotes itself (see `_sched`) before it opens any encoder, so the codec's own
-    threads never outrank the capture loop. A failure is stored and re-raised as WorkerError
-    by the next call from the recorder; the worker keeps draining its queue so the capture
-    loop is never stuck behind a dead consumer, and it still closes the MP4 holding the
-    episodes saved before the failure.
-    """
+    camera: str
+    height: int
+    width: int
+    fps: int
+    encoder: EncoderConfig
+    encoder_threads: int | None
+    root: Path
+    start_at: FileIndex
+    limit_bytes: int
+    chunks_size: int
+    nice: int
 
-    def __init__(self, camera: Feature, config: RecorderConfig, layout: Layout, start_at: FileIndex) -> None:
-        self.camera = camera.name
-        self._config = config
-        self._layout = layout
-        self._height, self._width = camera.shape[0], camera.shape[1]
-        self._options = config.camera_encoder.codec_options(config.encoder_threads)
-        self._next_file_at = start_at
-        self._limit_bytes = int(config.video_files_size_in_mb * 1024 * 1024)
-        self.queue = FrameQueue(self.camera, camera.shape, config.encoder_queue_maxsize, config.queue_full_policy)
-        self._thread = threading.Thread(target=self._run, name=f"streamrec-encoder-{self.camera}")
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+
+class _CameraEncoder:
+    """The encoding itself, inside the encoder process: one episode at a time into the camera's MP4s."""
+
+    def __init__(self, spec: _Spec) -> None:
+        self._spec = spec
+        self._layout = Layout(spec.root)
+        self._options = spec.encoder.codec_options(spec.encoder_threads)
+        self._next_file_at = spec.start_at
         self._file: _VideoFile | None = None
-        self._spool_dir = layout.work / "spool" / self.camera
+        self._spool_dir = self._layout.work / "spool" / spec.camera
         self._kept_spools: list[Path] = []
         """Spools of the episodes in the open MP4, deleted once it is closed."""
-        # Per-episode state, reset by _open_episode.
         self._codec: av.CodecContext | None = None
         self._spool: _PacketSpool | None = None
         self._next_slot = 0
+        self._repeated = 0
         self._last_frame: av.VideoFrame | None = None
-        self._sampler = ImageStatsSampler(config.fps // 10)
+        self._sampler = ImageStatsSampler(spec.fps // 10)
 
-    # -- called by the recorder (capture thread) ---------------------------------------------
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        """Start the thread and wait until the first encoder is open (so bad options fail here)."""
-        self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise WorkerError(f"encoder for {self.camera} did not open within {timeout_s:g} s")
-        self.raise_if_failed()
-
-    def raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise WorkerError(f"encoder for {self.camera} failed: {self._error}") from self._error
-
-    @property
-    def failed(self) -> bool:
-        return self._error is not None
-
-    def offer(self, slot: int, frame: np.ndarray) -> bool:
-        return self.queue.offer(slot, frame)
-
-    def end_episode(self, frames: int, episode_index: int) -> Future:
-        """Ask for the open episode to be completed with `frames` video frames; a Future of VideoEpisode."""
-        reply: Future = Future()
-        self.queue.put_control(_EndEpisode(frames, episode_index, reply))
-        return reply
-
-    def discard_episode(self) -> Future:
-        reply: Future = Future()
-        self.queue.put_control(_Discard(reply))
-        return reply
-
-    def close(self) -> Future:
-        """Discard any open episode, close the current MP4 and end the thread."""
-        reply: Future = Future()
-        if self._thread.is_alive():
-            self.queue.put_control(_Close(reply))
-        else:
-            reply.set_result(None)
-        return reply
-
-    def join(self, timeout_s: float | None = None) -> bool:
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
-
-    # -- the worker thread ---------------------------------------------------------------------
-
-    def _run(self) -> None:
-        demote_current_thread(self._config.encoder_nice)
-        try:
-            self._open_episode()
-            self._ready.set()
-            self._serve()
-        except BaseException as e:  # noqa: BLE001 - stored and re-raised in the caller's thread
-            self._error = e
-            self._ready.set()
-            self._drain_after_failure()
-
-    def _serve(self) -> None:
-        while True:
-            message = self.queue.get()
-            if type(message) is tuple:
-                self._encode_slot(*message)
-            elif isinstance(message, _EndEpisode):
-                try:
-                    result = self._finish_episode(message.frames, message.episode_index)
-                except BaseException as e:
-                    message.reply.set_exception(e)
-                    raise
-                message.reply.set_result(result)
-                self._open_episode()
-            elif isinstance(message, _Discard):
-                self._abort_episode()
-                message.reply.set_result(None)
-                self._open_episode()
-            elif isinstance(message, _Close):
-                self._abort_episode()
-                self._close_file()
-                message.reply.set_result(None)
-                return
-
-    def _drain_after_failure(self) -> None:
-        """Consume (and refuse) whatever still arrives, until asked to close."""
-        failure = WorkerError(f"encoder for {self.camera} failed earlier: {self._error}")
-        failure.__cause__ = self._error
-        while True:
-            message = self.queue.get()
-            if type(message) is tuple:
-                self.queue.release(message[1])
-            elif isinstance(message, (_EndEpisode, _Discard)):
-                message.reply.set_exception(failure)
-            elif isinstance(message, _Close):
-                try:
-                    self._abort_episode()
-                    self._close_file()  # keeps the episodes saved before the failure readable
-                except BaseException as e:  # noqa: BLE001
-                    message.reply.set_exception(e)
-                else:
-                    message.reply.set_result(None)
-                return
-
-    def _open_episode(self) -> None:
-        codec = av.CodecContext.create(self._config.camera_encoder.encoder, "w")
-        codec.width = self._width
-        codec.height = self._height
-        codec.pix_fmt = self._config.camera_encoder.pix_fmt
-        codec.time_base = Fraction(1, self._config.fps)
-        codec.framerate = Fraction(self._config.fps, 1)
-        if self._config.camera_encoder.g is not None:
-            codec.gop_size = self._config.camera_encoder.g
+    def open_episode(self) -> None:
+        spec = self._spec
+        codec = av.CodecContext.create(spec.encoder.encoder, "w")
+        codec.width = spec.width
+        codec.height = spec.height
+        codec.pix_fmt = spec.encoder.pix_fmt
+        codec.time_base = Fraction(1, spec.fps)
+        codec.framerate = Fraction(spec.fps, 1)
+        if spec.encoder.g is not None:
+            codec.gop_size = spec.encoder.g
         codec.max_b_frames = 0  # pts must equal decode order: one packet per row, on the k/fps grid
         codec.options = dict(self._options)
         codec.open()
@@ -296,15 +207,11 @@ class EncoderWorker:
         self._next_slot = 0
         self._repeated = 0
         self._last_frame = None
-        self._sampler = ImageStatsSampler(self._config.fps // 10)
+        self._sampler = ImageStatsSampler(spec.fps // 10)
 
-    def _encode_slot(self, slot: int, buffer_index: int) -> None:
-        array = self.queue.buffer(buffer_index)
-        try:
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")  # copies: the buffer can go back
-            self._sampler.maybe_add(slot, array)
-        finally:
-            self.queue.release(buffer_index)
+    def encode_slot(self, slot: int, array: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(array, format="rgb24")  # a copy: the caller may reuse `array`
+        self._sampler.maybe_add(slot, array)
         # Slots before this one whose frames were dropped at the queue: repeat the previous
         # frame (or this one, if the episode's first frames were dropped) so that video frame k
         # always belongs to table row k.
@@ -319,9 +226,9 @@ class EncoderWorker:
         self._spool.write(self._codec.encode(frame))
         self._next_slot += 1
 
-    def _finish_episode(self, frames: int, episode_index: int) -> VideoEpisode:
+    def finish_episode(self, frames: int, episode_index: int) -> VideoEpisode:
         if self._last_frame is None:
-            raise WorkerError(f"{self.camera}: every frame of the episode was dropped; nothing to encode")
+            raise WorkerError(f"{self._spec.camera}: every frame of the episode was dropped; nothing to encode")
         t0 = time.perf_counter()
         while self._next_slot < frames:  # the last frames were dropped
             self._encode(self._last_frame)
@@ -331,24 +238,23 @@ class EncoderWorker:
         self._codec = None
         spool = self._spool
         if spool.packets != frames:
-            raise WorkerError(f"{self.camera}: encoder returned {spool.packets} packets for {frames} frames")
-        if self._file is not None and self._file.frames and self._file.bytes + spool.bytes > self._limit_bytes:
-            self._close_file()
+            raise WorkerError(f"{self._spec.camera}: encoder returned {spool.packets} packets for {frames} frames")
+        if self._file is not None and self._file.frames and self._file.bytes + spool.bytes > self._spec.limit_bytes:
+            self.close_file()
         if self._file is None:
             at = self._next_file_at
-            self._file = _VideoFile(self._layout.video(self.camera, at), at,
-                                    self._config.camera_encoder.stream_codec, self._config.fps,
-                                    self._width, self._height)
-            self._next_file_at = at.next(self._config.chunks_size)
+            self._file = _VideoFile(self._layout.video(self._spec.camera, at), at, self._spec.encoder.stream_codec,
+                                    self._spec.fps, self._spec.width, self._spec.height)
+            self._next_file_at = at.next(self._spec.chunks_size)
         start = self._file.append(spool)
         spool.keep(self._spool_dir / f"episode-{episode_index:06d}.bin")
         self._kept_spools.append(spool.path)
         self._spool = None
-        return VideoEpisode(camera=self.camera, file=self._file.at, from_frame=start, frames=frames,
+        return VideoEpisode(camera=self._spec.camera, file=self._file.at, from_frame=start, frames=frames,
                             repeated=self._repeated, stats=self._sampler.stats(), bytes=spool.bytes,
                             flush_s=t1 - t0, append_s=time.perf_counter() - t1)
 
-    def _abort_episode(self) -> None:
+    def abort_episode(self) -> None:
         codec, self._codec = self._codec, None
         if codec is not None and self._next_slot:
             # Drain, so the encoder shuts down cleanly; the packets are not wanted.
@@ -358,10 +264,239 @@ class EncoderWorker:
             self._spool.discard()
             self._spool = None
 
-    def _close_file(self) -> None:
+    def close_file(self) -> None:
         if self._file is not None:
             file, self._file = self._file, None
             file.close()
             for path in self._kept_spools:
                 path.unlink(missing_ok=True)
             self._kept_spools.clear()
+
+
+def rebuild_video_file(root: Path, camera: str, at: FileIndex, episodes: list[int], codec: str, fps: int,
+                       width: int, height: int) -> None:
+    """Rewrite a camera's MP4 from the kept spools of its episodes, in order.
+
+    For a file whose encoder process died before closing it: the spools of every episode
+    appended to the file are kept until it is closed (see the module docstring).
+    """
+    layout = Layout(root)
+    path = layout.video(camera, at)
+    tmp = path.with_name(f".{path.name}.rebuild.mp4")
+    file = _VideoFile(tmp, at, codec, fps, width, height)
+    for e in episodes:
+        file.append_kept(layout.work / "spool" / camera / f"episode-{e:06d}.bin")
+    file.close()
+    os.replace(tmp, path)
+
+
+def _describe(e: BaseException) -> str:
+    return "".join(traceback.format_exception(e)).rstrip()
+
+
+def _worker_main(spec: _Spec, handle: ReaderHandle, replies: Any) -> None:
+    """Body of the encoder process.
+
+    Requests arrive as `(kind, request_id, *args)` between the frames and are answered with
+    `(request_id, "ok" | "error", value)`. A failure while encoding frames is reported at once
+    as `(None, "error", traceback)`. After a failure the process keeps taking frames (giving
+    their buffers back) so that the capture loop is never stuck, refuses every request but
+    "close", and still closes the MP4 that holds the episodes saved before it.
+    """
+    # Ctrl-C reaches the whole process group; the recorder decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    demote_current_thread(spec.nice)
+    queue = FrameQueueReader(handle)
+    encoder = _CameraEncoder(spec)
+    failure: str | None = None
+
+    def fail(e: BaseException, request_id: int | None) -> None:
+        nonlocal failure
+        failure = _describe(e)
+        replies.send((request_id, "error", failure))
+        queue.mark_failed()
+
+    try:
+        encoder.open_episode()
+        replies.send((0, "ok", None))
+    except BaseException as e:  # noqa: BLE001 - reported to the recorder
+        fail(e, 0)
+    while True:
+        try:
+            message = queue.get()
+        except EOFError:  # the recorder hung up or died: keep what was saved readable
+            with contextlib.suppress(BaseException):
+                encoder.abort_episode()
+                encoder.close_file()
+            return
+        if type(message) is tuple and len(message) == 2 and isinstance(message[0], int):
+            slot, index = message
+            try:
+                if failure is None:
+                    encoder.encode_slot(slot, queue.buffer(index))
+            except BaseException as e:  # noqa: BLE001 - reported to the recorder
+                fail(e, None)
+            finally:
+                queue.release(index)
+            continue
+        kind, request_id, *args = message
+        try:
+            if kind == "close":
+                encoder.abort_episode()
+                encoder.close_file()  # also after a failure: the saved episodes' file must close
+                replies.send((request_id, "ok", None))
+                return
+            if failure is not None:
+                replies.send((request_id, "error", f"failed earlier:\n{failure}"))
+            elif kind == "end":
+                result = encoder.finish_episode(*args)
+                replies.send((request_id, "ok", result))
+                encoder.open_episode()
+            elif kind == "discard":
+                encoder.abort_episode()
+                replies.send((request_id, "ok", None))
+                encoder.open_episode()
+        except BaseException as e:  # noqa: BLE001 - reported to the recorder
+            fail(e, request_id)
+
+
+class _RemoteError(Exception):
+    """The formatted traceback of an exception raised in an encoder process."""
+
+
+_live_workers: weakref.WeakSet[EncoderWorker] = weakref.WeakSet()
+
+
+@atexit.register
+def _hang_up_on_exit() -> None:
+    # A script that exits without finalize(): hang up so each encoder closes its MP4 and exits,
+    # instead of multiprocessing's exit handler waiting forever for a process that waits for us.
+    for worker in list(_live_workers):
+        worker.hang_up()
+
+
+class EncoderWorker:
+    """Handle, in the recorder, of one camera's encoder process and its queue.
+
+    `end_episode`, `discard_episode` and `close` return a reply whose `result()` waits for the
+    process. A failure in the process is raised as WorkerError, remote traceback as its cause.
+    """
+
+    def __init__(self, camera: Feature, config: RecorderConfig, layout: Layout, start_at: FileIndex) -> None:
+        self.camera = camera.name
+        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
+        self.queue = FrameQueue(self.camera, camera.shape, config.encoder_queue_maxsize, config.queue_full_policy,
+                                context)
+        self._replies, child_end = context.Pipe(duplex=False)
+        spec = _Spec(camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps,
+                     encoder=config.camera_encoder, encoder_threads=config.encoder_threads, root=layout.root,
+                     start_at=start_at, limit_bytes=int(config.video_files_size_in_mb * 2**20),
+                     chunks_size=config.chunks_size, nice=config.encoder_nice)
+        self._process = context.Process(target=_worker_main, args=(spec, self.queue.reader_handle(), child_end),
+                                        name=f"streamrec-encoder-{camera.name}")
+        self._child_end = child_end
+        self.queue.consumer_alive = self._process.is_alive
+        self._next_request = 1
+        self._failure: WorkerError | None = None
+        self._released = False
+
+    def start(self) -> None:
+        """Start the process (then `wait_ready`; starting all cameras first overlaps their start-up)."""
+        self._process.start()
+        self._child_end.close()  # the child has its own copy; ours would hide its death
+        _live_workers.add(self)
+
+    def wait_ready(self) -> None:
+        """Wait until the first encoder is open, so that bad options fail at creation."""
+        self._wait(0)
+
+    @property
+    def exitcode(self) -> int | None:
+        """The process's exit code once it ended (negative: killed by that signal)."""
+        return self._process.exitcode
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def raise_if_failed(self) -> None:
+        """Raise WorkerError if the process failed or died (cheap: a shared-memory flag)."""
+        if self._failure is None and self.queue.consumer_failed:
+            with contextlib.suppress(WorkerError):
+                self._wait(None)  # read the failure it reported
+        if self._failure is None and not self._process.is_alive():
+            self._failure = WorkerError(f"encoder process for {self.camera} ended unexpectedly "
+                                        f"(exit code {self._process.exitcode})")
+        if self._failure is not None:
+            raise self._failure
+
+    def offer(self, slot: int, frame: np.ndarray) -> bool:
+        return self.queue.offer(slot, frame)
+
+    def end_episode(self, frames: int, episode_index: int) -> _Reply:
+        """Complete the open episode with `frames` video frames; the reply is a VideoEpisode."""
+        return self._request("end", frames, episode_index)
+
+    def discard_episode(self) -> _Reply:
+        return self._request("discard")
+
+    def close(self) -> _Reply | None:
+        """Discard any open episode, close the current MP4 and end the process."""
+        if self._released or not self._process.is_alive():
+            return None
+        return self._request("close")
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait for the process to end, then free the queue's shared memory. True if it ended."""
+        self._process.join(timeout_s)
+        if self._process.is_alive():
+            return False
+        self._release()
+        return True
+
+    def hang_up(self, timeout_s: float = 10.0) -> None:
+        """Tell the process the recorder is gone: it closes its MP4 and exits."""
+        self._release()
+        self._process.join(timeout_s)
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.queue.close()
+            self._replies.close()
+            _live_workers.discard(self)
+
+    def _request(self, kind: str, *args: Any) -> _Reply:
+        request_id = self._next_request
+        self._next_request += 1
+        self.queue.put_control((kind, request_id, *args))
+        return _Reply(self, request_id)
+
+    def _wait(self, request_id: int | None) -> Any:
+        """Read replies until the one to `request_id` (None: the next unsolicited one)."""
+        while True:
+            while not self._replies.poll(0.25):
+                if not self._process.is_alive() and not self._replies.poll(0):
+                    self._failure = self._failure or WorkerError(
+                        f"encoder process for {self.camera} ended unexpectedly (exit code {self._process.exitcode})")
+                    raise self._failure
+            got_id, kind, value = self._replies.recv()
+            if kind == "error":
+                error = WorkerError(f"encoder for {self.camera} failed: {value.strip().splitlines()[-1]}")
+                error.__cause__ = _RemoteError(value)
+                self._failure = self._failure or error
+                if got_id == request_id:
+                    raise error
+            elif got_id == request_id:
+                return value
+
+
+class _Reply:
+    """The answer to one request to an encoder process, read when asked for."""
+
+    def __init__(self, worker: EncoderWorker, request_id: int) -> None:
+        self._worker = worker
+        self._id = request_id
+
+    def result(self) -> Any:
+        return self._worker._wait(self._id)

@@ -1,17 +1,36 @@
-"""The bounded hand-off between the capture loop and one camera's encoder worker."""
+"""The bounded hand-off between the capture loop and one camera's encoder process.
+
+Frames travel through shared memory: `maxsize + 1` frame buffers in one block, used round
+robin (one more than the queue holds, for the frame being encoded). The capture loop copies a
+camera image into the next free buffer and sends the buffer's number down a pipe; the encoder
+process reads it and hands the buffer back. The capture loop never pickles an image, never
+allocates per frame, and memory stays flat however long the episode.
+
+A semaphore counts free buffers. The consumer returns buffers in the order it received them,
+so the next free buffer is always `sent % buffers`. When none is free the queue is full and
+the policy decides: drop the frame (count it, log it) or wait.
+"""
 
 from __future__ import annotations
 
 import logging
-import queue
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import shared_memory
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 
 from ._config import QueueFullPolicy
+from ._errors import WorkerError
 
 log = logging.getLogger("streamrec")
+
+_HEADER_BYTES = 64
+"""Room before the first frame buffer for two int64 counters written by the consumer."""
+_RELEASED, _FAILED = 0, 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,33 +45,47 @@ class QueueStats:
     """Largest number of frames waiting at once."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReaderHandle:
+    """What the encoder process needs to attach to a FrameQueue (picklable)."""
+
+    shm_name: str
+    shape: tuple[int, ...]
+    buffers: int
+    conn: Connection
+    free: Any  # multiprocessing Semaphore
+
+
+def _views(buf: memoryview, shape: tuple[int, ...], buffers: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    size = math.prod(shape)
+    header = np.ndarray((2,), np.int64, buffer=buf, offset=0)
+    frames = [np.ndarray(shape, np.uint8, buffer=buf, offset=_HEADER_BYTES + i * size) for i in range(buffers)]
+    return header, frames
+
+
 class FrameQueue:
-    """A bounded hand-off of frames for one camera, with an explicit full-queue policy.
+    """Producer side of one camera's queue, used by the capture loop only."""
 
-    One producer (the capture loop) and one consumer (the encoder worker). The frames live in
-    `maxsize + 1` buffers allocated once (one more than the queue holds, for the frame being
-    encoded): the capture loop copies each camera image into a free buffer, so it neither
-    allocates nor page-faults per frame, and memory stays flat however long the episode. When
-    no buffer is free the queue is full and the policy decides: drop the frame or wait.
-
-    Control messages (end of episode, discard, close) travel on the same queue so that they
-    stay ordered after the frames; they are never dropped.
-    """
-
-    def __init__(self, camera: str, shape: tuple[int, ...], maxsize: int, policy: QueueFullPolicy) -> None:
+    def __init__(self, camera: str, shape: tuple[int, ...], maxsize: int, policy: QueueFullPolicy,
+                 context: Any) -> None:
         self.camera = camera
         self.policy = policy
         self.maxsize = maxsize
-        self._buffers = [np.empty(shape, np.uint8) for _ in range(maxsize + 1)]
-        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for i in range(len(self._buffers)):
-            self._free.put(i)
-        # Bounded by construction: each queued frame holds one of the buffers, and the recorder
-        # waits for each control message's reply before sending another.
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=len(self._buffers) + 2)
+        self._n = maxsize + 1
+        self._shm = shared_memory.SharedMemory(create=True, size=_HEADER_BYTES + self._n * math.prod(shape))
+        self._header, self._buffers = _views(self._shm.buf, shape, self._n)
+        self._header[:] = 0
+        self._free = context.Semaphore(self._n)
+        self._reader_conn, self._conn = context.Pipe(duplex=False)
+        self._shape = shape
+        self._sent = 0
         self._frames_in = 0
         self._frames_dropped = 0
         self._max_depth = 0
+        self.consumer_alive: Callable[[], bool] = lambda: True
+
+    def reader_handle(self) -> ReaderHandle:
+        return ReaderHandle(self._shm.name, self._shape, self._n, self._reader_conn, self._free)
 
     def offer(self, slot: int, frame: np.ndarray) -> bool:
         """Queue a copy of `frame` for video slot `slot`; False when it was dropped.
@@ -62,42 +95,75 @@ class FrameQueue:
         """
         self._frames_in += 1
         if self.policy is QueueFullPolicy.DROP:
-            try:
-                index = self._free.get_nowait()
-            except queue.Empty:
+            if not self._free.acquire(block=False):
                 self._frames_dropped += 1
                 n = self._frames_dropped
                 if n == 1 or n % 10 == 0:
                     log.warning("Encoder queue full for %s, dropped %d frame(s)", self.camera, n)
                 return False
         else:
-            index = self._free.get()
+            while not self._free.acquire(timeout=0.25):
+                if not self.consumer_alive():
+                    raise WorkerError(f"encoder for {self.camera} stopped while add_frame waited for room")
+        index = self._sent % self._n
         np.copyto(self._buffers[index], frame)
-        self._q.put((slot, index))
-        depth = self._q.qsize()
+        self._conn.send((slot, index))
+        self._sent += 1
+        depth = self.depth()
         if depth > self._max_depth:
             self._max_depth = depth
         return True
 
     def put_control(self, message: Any) -> None:
-        self._q.put(message)
-
-    def get(self) -> Any:
-        """Next message: a control object, or `(slot, buffer_index)` for a frame."""
-        return self._q.get()
-
-    def buffer(self, index: int) -> np.ndarray:
-        return self._buffers[index]
-
-    def release(self, index: int) -> None:
-        """Give a frame's buffer back once the worker no longer reads it."""
-        self._free.put(index)
+        self._conn.send(message)
 
     def depth(self) -> int:
-        return self._q.qsize()
+        """Frames handed over and not yet taken by the encoder."""
+        return self._sent - int(self._header[_RELEASED])
+
+    @property
+    def consumer_failed(self) -> bool:
+        """Set by the encoder process when it failed (cheap to read on every frame)."""
+        return bool(self._header[_FAILED])
 
     def stats(self) -> QueueStats:
         return QueueStats(self._frames_in, self._frames_dropped, self._max_depth)
 
     def reset_stats(self) -> None:
         self._frames_in = self._frames_dropped = self._max_depth = 0
+
+    def close(self) -> None:
+        """Hang up (the encoder sees end of input) and free the shared memory."""
+        self._conn.close()
+        self._reader_conn.close()
+        del self._header, self._buffers  # views must go before the block can close
+        self._shm.close()
+        self._shm.unlink()
+
+
+class FrameQueueReader:
+    """Consumer side, in the encoder process."""
+
+    def __init__(self, handle: ReaderHandle) -> None:
+        self._shm = shared_memory.SharedMemory(name=handle.shm_name)
+        self._header, self._buffers = _views(self._shm.buf, handle.shape, handle.buffers)
+        self._conn = handle.conn
+        self._free = handle.free
+
+    def get(self) -> Any:
+        """Next message: a control object, or `(slot, buffer_index)` for a frame.
+
+        Raises EOFError when the recorder hung up (or died).
+        """
+        return self._conn.recv()
+
+    def buffer(self, index: int) -> np.ndarray:
+        return self._buffers[index]
+
+    def release(self, index: int) -> None:
+        """Give a frame's buffer back once it is no longer read."""
+        self._header[_RELEASED] += 1
+        self._free.release()
+
+    def mark_failed(self) -> None:
+        self._header[_FAILED] = 1

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._config import EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
 from ._dataset import FileIndex, Layout, build_info, write_json_atomic
-from ._encoder import EncoderWorker, VideoEpisode
+from ._encoder import EncoderWorker, VideoEpisode, rebuild_video_file
 from ._errors import DatasetError, FrameError, StreamrecError, WorkerError
 from ._stats import STAT_NAMES, Stats, aggregate, numeric_stats
 from ._tables import (
@@ -224,8 +224,8 @@ class DatasetRecorder:
         except BaseException as e:
             self._failed = e
             self._reset_episode()
-            raise WorkerError(f"save_episode(): encoder for {name} failed; episode {self._episode_index} "
-                              f"is lost, the {self._episode_index} saved before it are intact: {e}") from e
+            raise WorkerError(f"save_episode(): episode {self._episode_index} was not saved; the "
+                              f"{self._episode_index} episode(s) saved before it are intact. {e}") from e
 
         e = self._episode_index
         for task in self._episode_tasks:
@@ -309,6 +309,7 @@ class DatasetRecorder:
         if self._frames:
             log.warning("finalize(): discarding the open episode (%d frames) that was never saved", self._frames)
         errors = self._stop_workers()
+        self._rebuild_orphaned_videos()
         self._write_meta()
         shutil.rmtree(self._layout.work, ignore_errors=True)
         if errors:
@@ -367,17 +368,23 @@ class DatasetRecorder:
             self._workers[f.name] = EncoderWorker(f, self.config, self._layout, FileIndex())
         for w in self._workers.values():
             w.start()
+        for w in self._workers.values():
+            w.wait_ready()
 
     def _stop_workers(self) -> list[BaseException]:
+        """Close every encoder (each closes its MP4) and wait for the processes to end."""
         errors = []
-        futures = [w.close() for w in self._workers.values()]
-        for f in futures:
+        replies = [w.close() for w in self._workers.values()]
+        for reply in replies:
+            if reply is None:
+                continue
             try:
-                f.result()
+                reply.result()
             except BaseException as e:  # noqa: BLE001 - reported by the caller
                 errors.append(e)
         for w in self._workers.values():
-            w.join()
+            if not w.join(timeout_s=60):
+                errors.append(WorkerError(f"encoder process for {w.camera} did not end; left running"))
         return errors
 
     def _check_usable(self) -> None:
@@ -387,9 +394,11 @@ class DatasetRecorder:
             raise WorkerError(f"an encoder failed earlier ({self._failed}); call finalize() to close the "
                               "dataset with the episodes saved so far") from self._failed
         for w in self._workers.values():
-            if w.failed:
-                self._failed = w._error
+            try:
                 w.raise_if_failed()
+            except WorkerError as e:
+                self._failed = e
+                raise
 
     def _validate(self, frame: Mapping[str, Any]) -> dict[str, Any]:
         """Check every key and value of a frame; return the values converted, or raise FrameError."""
@@ -408,6 +417,25 @@ class DatasetRecorder:
                 raise FrameError(f"add_frame(): feature {f.name!r} is missing")
             out[f.name] = _check_value(f, frame[f.name])
         return out
+
+    def _rebuild_orphaned_videos(self) -> None:
+        """An encoder process that died could not close its MP4: rebuild that file from the
+        spools kept for it, so the episodes saved before the crash stay readable."""
+        dead = [name for name, w in self._workers.items() if w.exitcode not in (0, None)]
+        if not dead:
+            return
+        metas = [self._journal.read_meta(e) for e in self._journal.episodes()]
+        for name in dead:
+            if not metas:
+                continue
+            at = FileIndex(metas[-1][f"videos/{name}/chunk_index"], metas[-1][f"videos/{name}/file_index"])
+            episodes = [m["episode_index"] for m in metas
+                        if FileIndex(m[f"videos/{name}/chunk_index"], m[f"videos/{name}/file_index"]) == at]
+            feature = next(f for f in self._video_features if f.name == name)
+            log.warning("encoder for %s died; rebuilding %s from the spools of episodes %s", name,
+                        self._layout.video(name, at), episodes)
+            rebuild_video_file(self.root, name, at, episodes, self.config.camera_encoder.stream_codec,
+                               self.config.fps, feature.shape[1], feature.shape[0])
 
     def _write_meta(self) -> None:
         """Assemble journals into the v3.0 files; info.json last, so it only ever describes

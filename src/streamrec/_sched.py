@@ -88,10 +88,10 @@ class ThreadSched:
     nice: int
 
 
-def thread_scheds() -> list[ThreadSched]:
-    """Every thread of this process with its policy and nice value (Linux only, else empty)."""
+def thread_scheds(pid: int | None = None) -> list[ThreadSched]:
+    """Every thread of a process (default: this one) with its policy and nice value (Linux only)."""
     out = []
-    for task in Path("/proc/self/task").glob("*"):
+    for task in Path(f"/proc/{pid or 'self'}/task").glob("*"):
         try:
             stat = (task / "stat").read_text()
             name = (task / "comm").read_text().strip()
@@ -102,6 +102,6 @@ def thread_scheds() -> list[ThreadSched]:
     return out
 
 
-def realtime_threads() -> list[ThreadSched]:
-    """Threads of this process running under SCHED_FIFO or SCHED_RR."""
-    return [t for t in thread_scheds() if t.policy in (1, 2)]
+def realtime_threads(pid: int | None = None) -> list[ThreadSched]:
+    """Threads of a process (default: this one) running under SCHED_FIFO or SCHED_RR."""
+    return [t for t in thread_scheds(pid) if t.policy in (1, 2)]

@@ -1,0 +1,448 @@
+"""Camera sources for `streamrec record`, and the robot state that goes with them.
+
+A camera source is opened once, then read once per tick by the capture loop; `read()` returns
+an (H, W, 3) uint8 RGB image. Like a camera driver, a source may reuse its buffer: the image is
+valid until the next `read()` (the recorder copies what it queues). New kinds of camera (OpenCV,
+a simulator) slot in by adding a config dataclass and a `CameraSource` subclass to
+`CAMERA_TYPES`.
+
+Built so far:
+
+| type | config | what it produces |
+| --- | --- | --- |
+| `synthetic` | `SyntheticCameraConfig` | a scrolling, textured, noisy pattern showing the frame number |
+| `footage` | `FootageCameraConfig` | a recorded clip folder (see /work/shared/footage), looped |
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._errors import ConfigError, StreamrecError
+
+
+class SourceError(StreamrecError, RuntimeError):
+    """A camera or robot source could not be opened or read; the message names it and the cause."""
+
+
+# -- configs --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyntheticCameraConfig:
+    """A generated test pattern: costs well under a millisecond per frame, needs no hardware."""
+
+    type: ClassVar[str] = "synthetic"
+    width: int = 640
+    """Image width in pixels (even, >= 16)."""
+    height: int = 480
+    """Image height in pixels (even, >= 16)."""
+    seed: int | None = None
+    """Seed of the texture and noise; null derives one from the camera name, so cameras differ."""
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 16 or value % 2:
+                raise ConfigError(f"SyntheticCameraConfig.{name} = {value!r}: must be an even integer >= 16 "
+                                  "(the encoders need even sizes)")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ConfigError(f"SyntheticCameraConfig.seed = {self.seed!r}: must be an integer or null")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FootageCameraConfig:
+    """Replays one camera of a clip folder (`<camera>.mkv` plus `data.npz`), looping at the end.
+
+    Frames are replayed one per tick, whatever the clip's own frame rate, so row i of the
+    dataset always shows clip frame i (mod the clip length) and carries that frame's state.
+    """
+
+    type: ClassVar[str] = "footage"
+    path: str
+    """Clip folder, e.g. /work/shared/footage/aloha_insertion."""
+    camera: str | None = None
+    """Which camera file of the clip to play (`top`, `angle`, `left_wrist`); null uses the camera's name."""
+    max_frames: int | None = None
+    """Decode only the first this many frames (null: all). Every frame is kept in memory, ~0.9 MB at 640x480."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise ConfigError(f"FootageCameraConfig.path = {self.path!r}: must be a folder path")
+        if self.camera is not None and (not isinstance(self.camera, str) or not self.camera):
+            raise ConfigError(f"FootageCameraConfig.camera = {self.camera!r}: must be a camera name such as "
+                              "'top', or null for the camera's own name")
+        if self.max_frames is not None and (isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int)
+                                            or self.max_frames < 1):
+            raise ConfigError(f"FootageCameraConfig.max_frames = {self.max_frames!r}: must be an integer >= 1 or null")
+
+
+CameraConfig = SyntheticCameraConfig | FootageCameraConfig
+
+
+def camera_config(name: str, spec: Mapping[str, Any] | None) -> CameraConfig:
+    """Turn one camera's spec from `--cameras` (a mapping with an optional `type`) into its config.
+
+    Raises:
+        ConfigError: unknown type or parameter, or a bad value; the message names the camera.
+    """
+    if not isinstance(name, str) or not name or "/" in name or "." in name:
+        raise ConfigError(f"cameras: camera name {name!r} must be a non-empty string without '/' or '.'")
+    spec = {} if spec is None else spec
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"cameras.{name} = {spec!r}: must be a mapping such as {{type: synthetic, width: 640}}")
+    kind = spec.get("type", "synthetic")
+    if kind not in CAMERA_TYPES:
+        raise ConfigError(f"cameras.{name}.type = {kind!r}: must be one of {sorted(CAMERA_TYPES)}")
+    config_cls = CAMERA_TYPES[kind][0]
+    allowed = [f.name for f in fields(config_cls)]
+    for key in spec:
+        if key != "type" and key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"cameras.{name}.{key}: a {kind} camera has no parameter {key!r}; {hint}"
+                              f"it takes {['type', *allowed]}")
+    try:
+        return config_cls(**{k: v for k, v in spec.items() if k != "type"})
+    except TypeError as e:  # a required parameter is missing
+        raise ConfigError(f"cameras.{name}: {e}".replace(f"{config_cls.__name__}.__init__() ", "")) from None
+    except ConfigError as e:
+        raise ConfigError(f"cameras.{name}: {e}") from None
+
+
+# -- camera sources -------------------------------------------------------------------------------
+
+
+class CameraSource(abc.ABC):
+    """One camera: `open()` once, `read()` once per tick, `close()` once (safe to repeat).
+
+    Args:
+        name: The camera's name (the `<name>` of `observation.images.<name>`).
+        config: Its config dataclass.
+    """
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self.config = config
+        self._open = False
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, int, int]:
+        """(height, width, 3) of the images `read()` returns; known once the source is open."""
+
+    @abc.abstractmethod
+    def _open_impl(self) -> None: ...
+
+    @abc.abstractmethod
+    def read(self) -> np.ndarray:
+        """The next image, (H, W, 3) uint8 RGB; valid until the next call."""
+
+    def _close_impl(self) -> None:  # noqa: B027 - most sources hold nothing to release
+        pass
+
+    def read_timed(self) -> tuple[np.ndarray, float]:
+        """The next image and its capture time (wall clock, seconds since the epoch).
+
+        This default stamps the image when `read()` returns; a source whose driver stamps its
+        frames (at exposure) overrides it to return that time instead.
+        """
+        image = self.read()
+        return image, time.time()
+
+    def open(self) -> None:
+        """Acquire the camera (or decode the clip).
+
+        Raises:
+            SourceError: it could not be opened; the message names the camera and the cause.
+        """
+        try:
+            self._open_impl()
+        except SourceError:
+            raise
+        except Exception as e:
+            raise SourceError(f"camera {self.name!r} ({self.config.type}): could not open: {e}") from e
+        self._open = True
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._close_impl()
+
+    def __enter__(self) -> CameraSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = f"{self.shape[1]}x{self.shape[0]}" if self._open else "closed"
+        return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+@dataclass(frozen=True, slots=True)
+class DigitLayout:
+    """Where the frame number is drawn: `digits` seven-segment digits in a dark panel at top left."""
+
+    top: int
+    left: int
+    height: int
+    """Digit height in pixels."""
+    width: int
+    stroke: int
+    gap: int
+    digits: int
+
+    @classmethod
+    def for_shape(cls, height: int, width: int) -> DigitLayout:
+        dh = max(10, height // 4)
+        dw, stroke, gap = dh // 2, max(2, dh // 8), max(2, dh // 6)
+        margin = max(2, height // 32)
+        digits = max(1, min(6, (width - 3 * margin) // (dw + gap)))
+        return cls(2 * margin, 2 * margin, dh, dw, stroke, gap, digits)
+
+    def segments(self, position: int) -> dict[str, tuple[slice, slice]]:
+        """Row and column slices of the 7 segments (a..g, clockwise from the top, g in the middle)."""
+        t, s = self.top, self.stroke
+        x = self.left + position * (self.width + self.gap)
+        mid = t + (self.height - s) // 2
+        w, h = self.width, self.height
+        return {
+            "a": (slice(t, t + s), slice(x, x + w)),
+            "b": (slice(t, mid + s), slice(x + w - s, x + w)),
+            "c": (slice(mid, t + h), slice(x + w - s, x + w)),
+            "d": (slice(t + h - s, t + h), slice(x, x + w)),
+            "e": (slice(mid, t + h), slice(x, x + s)),
+            "f": (slice(t, mid + s), slice(x, x + s)),
+            "g": (slice(mid, mid + s), slice(x, x + w)),
+        }
+
+    @property
+    def panel(self) -> tuple[slice, slice]:
+        pad = self.gap
+        right = self.left + self.digits * (self.width + self.gap) - self.gap
+        return slice(self.top - pad, self.top + self.height + pad), slice(self.left - pad, right + pad)
+
+
+SEGMENTS_OF_DIGIT = ("abcdef", "bc", "abdeg", "abcdg", "bcfg", "acdfg", "acdefg", "abc", "abcdefg", "abcdfg")
+"""Seven-segment encoding of 0..9."""
+
+
+class SyntheticSource(CameraSource):
+    """A moving test pattern: a wide textured background scrolls sideways, a few noise variants
+    alternate, and the frame number (since open) is drawn as large seven-segment digits.
+
+    Everything expensive happens once in `open()`; a read is one slice copy plus a few dozen
+    small rectangle fills, well under a millisecond at 640x480.
+    """
+
+    _PERIOD_PX = 256
+    """The background repeats every this many columns, so the scroll offset wraps without a seam."""
+    _SPEED_PX = 3
+    """Columns the pattern moves per frame."""
+    _VARIANTS = 4
+    """Noise variants of the background; consecutive frames use different ones."""
+
+    config: SyntheticCameraConfig
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.config.height, self.config.width, 3)
+
+    def _open_impl(self) -> None:
+        h, w = self.config.height, self.config.width
+        seed = self.config.seed
+        if seed is None:
+            seed = sum(ord(c) * 31**i for i, c in enumerate(self.name)) % 2**32
+        rng = np.random.default_rng(seed)
+        period = self._PERIOD_PX
+        x = np.arange(w + period, dtype=np.float32)[None, :, None]
+        y = np.arange(h, dtype=np.float32)[:, None, None]
+        phase = rng.uniform(0, 2 * math.pi, 3).astype(np.float32)
+        # Integer cycles per period keep the texture periodic in x; blocks add edges to encode.
+        waves = 70 * np.sin(2 * math.pi * 3 * x / period + phase) + 40 * np.cos(2 * math.pi * y / h * 2 + phase)
+        blocks = rng.integers(-40, 41, (h // 16 + 1, period // 16, 3)).astype(np.float32)
+        blocks = np.repeat(np.repeat(blocks, 16, axis=0), 16, axis=1)[:h]
+        blocks = np.concatenate([blocks] * (w // period + 2), axis=1)[:, : w + period]
+        base = 128 + waves + blocks
+        self._backgrounds = [np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+                             for _ in range(self._VARIANTS)]
+        self._out = np.empty((h, w, 3), np.uint8)
+        self._layout = DigitLayout.for_shape(h, w)
+        self._count = 0
+
+    def read(self) -> np.ndarray:
+        i = self._count
+        self._count += 1
+        offset = (i * self._SPEED_PX) % self._PERIOD_PX
+        background = self._backgrounds[i % self._VARIANTS]
+        np.copyto(self._out, background[:, offset: offset + self.config.width])
+        draw_number(self._out, i, self._layout)
+        return self._out
+
+
+def draw_number(image: np.ndarray, number: int, layout: DigitLayout) -> None:
+    """Draw the last `layout.digits` decimal digits of `number`, zero-padded, white on black."""
+    image[layout.panel] = 0
+    text = str(number % 10**layout.digits).zfill(layout.digits)
+    for position, char in enumerate(text):
+        segments = layout.segments(position)
+        for seg in SEGMENTS_OF_DIGIT[int(char)]:
+            image[segments[seg]] = 255
+
+
+class FootageSource(CameraSource):
+    """Replays `<camera>.mkv` of a clip folder; decodes every frame at open, then loops.
+
+    `frame_index` is the clip frame the last `read()` returned, so `FootageRobot` can give the
+    state recorded with it.
+    """
+
+    config: FootageCameraConfig
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config.path)
+
+    @property
+    def camera(self) -> str:
+        return self.config.camera or self.name
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self._frames[0].shape  # type: ignore[return-value]
+
+    def _open_impl(self) -> None:
+        import av
+
+        folder = self.folder
+        if not folder.is_dir():
+            raise SourceError(f"camera {self.name!r} (footage): {folder} is not a folder")
+        video = folder / f"{self.camera}.mkv"
+        if not video.is_file():
+            have = sorted(p.stem for p in folder.glob("*.mkv"))
+            raise SourceError(f"camera {self.name!r} (footage): {folder} has no camera {self.camera!r}; "
+                              f"it has {have} (set `camera:` in the spec)")
+        limit = self.config.max_frames
+        frames = []
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # FFV1 decodes slices in parallel
+            for frame in container.decode(stream):
+                image = frame.to_ndarray(format="rgb24")
+                image.flags.writeable = False  # shared by every loop of the clip
+                frames.append(image)
+                if limit is not None and len(frames) >= limit:
+                    break
+        if not frames:
+            raise SourceError(f"camera {self.name!r} (footage): {video} holds no frames")
+        if frames[0].shape[0] % 2 or frames[0].shape[1] % 2:
+            raise SourceError(f"camera {self.name!r} (footage): {video} is {frames[0].shape[1]}x"
+                              f"{frames[0].shape[0]}; the encoders need even sizes")
+        self._frames = frames
+        self.frame_index = -1
+
+    def read(self) -> np.ndarray:
+        self.frame_index = (self.frame_index + 1) % len(self._frames)
+        return self._frames[self.frame_index]
+
+    def _close_impl(self) -> None:
+        self._frames = []
+
+
+CAMERA_TYPES: dict[str, tuple[type, type[CameraSource]]] = {
+    "synthetic": (SyntheticCameraConfig, SyntheticSource),
+    "footage": (FootageCameraConfig, FootageSource),
+}
+"""Camera `type` -> (config class, source class)."""
+
+
+def make_source(name: str, config: CameraConfig) -> CameraSource:
+    """The (unopened) source for a camera config."""
+    return CAMERA_TYPES[config.type][1](name, config)
+
+
+# -- robot state ----------------------------------------------------------------------------------
+
+
+class RobotSource(abc.ABC):
+    """Table features read once per tick, after the cameras: `observation.state` and `action`."""
+
+    @property
+    @abc.abstractmethod
+    def features(self) -> dict[str, dict[str, Any]]:
+        """Feature specs for `DatasetRecorder.create`."""
+
+    @abc.abstractmethod
+    def read(self) -> dict[str, np.ndarray]:
+        """One value per feature for the current tick."""
+
+
+class SyntheticRobot(RobotSource):
+    """A small made-up arm so that a camera-only recording still has table features: slow
+    sinusoids of wall time, and an action that leads the state by one tick."""
+
+    def __init__(self, dim: int = 6, fps: int = 30) -> None:
+        self.dim = dim
+        self._lead_s = 1.0 / fps
+        self._freq = np.linspace(0.1, 0.5, dim)
+        self._t0 = time.monotonic()
+
+    @property
+    def features(self) -> dict[str, dict[str, Any]]:
+        names = [f"joint_{i}" for i in range(self.dim)]
+        return {"observation.state": {"dtype": "float32", "shape": [self.dim], "names": names},
+                "action": {"dtype": "float32", "shape": [self.dim], "names": names}}
+
+    def read(self) -> dict[str, np.ndarray]:
+        t = time.monotonic() - self._t0
+        return {"observation.state": np.sin(2 * np.pi * self._freq * t).astype(np.float32),
+                "action": np.sin(2 * np.pi * self._freq * (t + self._lead_s)).astype(np.float32)}
+
+
+class FootageRobot(RobotSource):
+    """The `observation.state` and `action` rows of `data.npz` that belong to the frame a
+    footage camera returned last."""
+
+    def __init__(self, camera: FootageSource) -> None:
+        self.camera = camera
+        path = camera.folder / "data.npz"
+        try:
+            with np.load(path) as data:
+                self._state = np.asarray(data["observation.state"], np.float32)
+                self._action = np.asarray(data["action"], np.float32)
+        except (OSError, KeyError, ValueError) as e:
+            raise SourceError(f"camera {camera.name!r} (footage): cannot read observation.state and action "
+                              f"from {path}: {e}") from e
+        n = len(camera._frames)
+        if len(self._state) < n or len(self._action) < n:
+            raise SourceError(f"camera {camera.name!r} (footage): {path} has {len(self._state)} rows for "
+                              f"{n} video frames")
+        self._names = None
+        manifest = camera.folder / "manifest.json"
+        if manifest.is_file():
+            import json
+
+            names = json.loads(manifest.read_text()).get("state_names")
+            if isinstance(names, list) and len(names) == self._state.shape[1]:
+                self._names = names
+
+    @property
+    def features(self) -> dict[str, dict[str, Any]]:
+        dim = int(self._state.shape[1])
+        return {"observation.state": {"dtype": "float32", "shape": [dim], "names": self._names},
+                "action": {"dtype": "float32", "shape": [dim], "names": self._names}}
+
+    def read(self) -> dict[str, np.ndarray]:
+        i = max(self.camera.frame_index, 0)
+        return {"observation.state": self._state[i], "action": self._action[i]}

@@ -1,0 +1,558 @@
+"""`streamrec record --dataset.root=... --cameras=...`: record episodes from camera sources.
+
+The flags are generated from `RecordConfig` (see `_flags`); `streamrec record --help` lists them.
+
+The capture loop runs on the main thread at `fps` against `time.monotonic()`: it sleeps to each
+tick, reads every camera (stamping each image with its wall-clock capture time), reads the
+robot state and calls `add_frame`. A tick whose slot has passed by more than half a period while
+the loop was busy is skipped and counted as late: the loop never bursts frames to catch up, so
+rows stay evenly spaced in time except where ticks are missing.
+
+Exit codes: 0 done; 1 a camera, encoder or the dataset folder failed; 2 bad flags or settings;
+130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM. Stopped or failed, the dataset is always
+finalized with the episodes completed so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import textwrap
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from streamrec import (
+    ConfigError,
+    DatasetRecorder,
+    EncoderConfig,
+    EpisodeReport,
+    QueueFullPolicy,
+    StreamrecError,
+)
+from streamrec._sources import (
+    CAMERA_TYPES,
+    CameraConfig,
+    CameraSource,
+    FootageRobot,
+    FootageSource,
+    RobotSource,
+    SourceError,
+    SyntheticRobot,
+    camera_config,
+    make_source,
+)
+from streamrec.cli import _flags
+
+log = logging.getLogger("streamrec")
+
+IMAGE_PREFIX = "observation.images."
+CAPTURE_TIME_SUFFIX = ".capture_time"
+"""Data column `<camera key>.capture_time`: wall-clock time the row's image was captured, float64 s."""
+STATUS_PERIOD_S = 0.25
+"""How often the loop copies its counters for the live display (about 4 Hz)."""
+_EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatasetSection:
+    """Where and how episodes are recorded (`--dataset.<field>`)."""
+
+    root: str
+    """Dataset folder to create; must not exist yet or be empty."""
+    single_task: str
+    """Task description stored with every frame, e.g. "insert the peg"."""
+    fps: int = 30
+    """Frames per second of the capture loop, the cameras and the table rows."""
+    num_episodes: int = 50
+    """Episodes to record."""
+    episode_time_s: float = 60.0
+    """Length of each episode in seconds."""
+    reset_time_s: float = 60.0
+    """Pause between episodes, in seconds, to reset the scene (none after the last episode)."""
+    robot_type: str | None = None
+    """Free text stored in info.json (e.g. "aloha")."""
+    streaming_encoding: bool = True
+    """Encode video while recording. Only true is built so far."""
+    camera_encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    encoder_threads: int | None = None
+    """Threads per camera encoder; null lets the codec decide."""
+    encoder_queue_maxsize: int = 30
+    """Frames each camera's encoder queue holds before the queue_full_policy applies."""
+    video_encoding_batch_size: int = 1
+    """Episodes encoded together; must be 1 with streaming encoding."""
+    save_partial_episode: bool = False
+    """On Ctrl-C / SIGTERM, save the open episode as it is instead of discarding it."""
+    queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
+    """When an encoder queue is full: drop (count it, repeat the previous frame) or block (wait)."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> ConfigError:
+            return ConfigError(f"DatasetSection.{name} = {getattr(self, name)!r}: {rule}")
+
+        if not self.root:
+            raise bad("root", "must be a folder path")
+        if not self.single_task.strip():
+            raise bad("single_task", "must describe the task, e.g. 'insert the peg'")
+        if self.fps <= 0:
+            raise bad("fps", "must be an integer > 0")
+        if self.num_episodes < 1:
+            raise bad("num_episodes", "must be an integer >= 1")
+        if not self.episode_time_s > 0:
+            raise bad("episode_time_s", "must be > 0 seconds")
+        if not self.reset_time_s >= 0:
+            raise bad("reset_time_s", "must be >= 0 seconds")
+        if not self.streaming_encoding:
+            raise bad("streaming_encoding", "only true is built so far; encoding after each episode is not "
+                      "available yet")
+        if self.encoder_threads is not None and self.encoder_threads < 1:
+            raise bad("encoder_threads", "must be an integer >= 1, or null to let the codec decide")
+        if self.encoder_queue_maxsize < 1:
+            raise bad("encoder_queue_maxsize", "must be an integer >= 1")
+        if self.video_encoding_batch_size != 1:
+            raise bad("video_encoding_batch_size", "must be 1: streaming encoding encodes each episode while "
+                      "it is recorded")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordConfig:
+    """Everything `streamrec record` takes; each field is a flag."""
+
+    dataset: DatasetSection
+    cameras: Mapping[str, CameraConfig]
+    """Cameras as a YAML mapping of name -> spec, e.g. '{top: {type: synthetic, width: 640, height: 480},
+    wrist: {type: synthetic}}'. Each camera is stored as observation.images.<name>. Types and their
+    parameters are listed below."""
+    display_data: bool = False
+    """Show camera images and robot data live. Not built yet: only false is accepted."""
+    report_json: str | None = None
+    """Write per-episode figures (frames, drops, late ticks, save time, add_frame p50/p99) to this JSON file."""
+
+    def __post_init__(self) -> None:
+        if not self.cameras:
+            raise ConfigError("RecordConfig.cameras = {}: give at least one camera, e.g. "
+                              "--cameras='{top: {type: synthetic}}'")
+        # Frozen: the mapping from YAML is replaced once by typed camera configs.
+        typed = tuple(config_cls for config_cls, _ in CAMERA_TYPES.values())
+        object.__setattr__(self, "cameras", {name: spec if isinstance(spec, typed) else camera_config(name, spec)
+                                             for name, spec in self.cameras.items()})
+        if self.display_data:
+            raise ConfigError("RecordConfig.display_data = True: live display of images and robot data is not "
+                              "built yet; leave it false (the default)")
+
+
+_USAGE = "streamrec record --dataset.root=PATH --dataset.single_task=TEXT --cameras=YAML [--flag=value ...]"
+_DESCRIPTION = ("Record episodes from cameras into a new LeRobot v3.0 dataset, encoding video while recording. "
+                "Ctrl-C (or SIGTERM) stops: the open episode is discarded (or saved with "
+                "--dataset.save_partial_episode=true) and the dataset is finalized. Exit codes: 0 done, 1 a camera, "
+                "encoder or the dataset folder failed, 2 bad flags, 130 Ctrl-C, 143 SIGTERM.")
+
+
+def help_text() -> str:
+    """`--help`: the generated flag list plus the camera types and their parameters."""
+    text = _flags.format_help(RecordConfig, usage=_USAGE, description=_DESCRIPTION)
+    lines = ["", "camera types (in --cameras; `type` defaults to synthetic):"]
+    for kind, (config_cls, _) in CAMERA_TYPES.items():
+        lines.extend(textwrap.wrap(f"{kind}: {' '.join((config_cls.__doc__ or '').split())}", 100,
+                                   initial_indent="  ", subsequent_indent="    "))
+        for flag in _flags.flags_of(config_cls):
+            default = "required" if flag.required else f"default: {_flags.format_value(flag.default)}"
+            lines.extend(textwrap.wrap(f"{flag.name}  ({flag.type_name}; {default})  {flag.help}", 100,
+                                       initial_indent="    ", subsequent_indent="        "))
+    return text + "\n".join(lines) + "\n"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    # The flags are parsed by `_flags`, not argparse: hand every argument through untouched.
+    # `+` as prefix keeps argparse from treating `--dataset.fps=30` as one of its own options.
+    parser = subparsers.add_parser("record", help="record episodes from cameras into a new dataset",
+                                   add_help=False, prefix_chars="+")
+    parser.add_argument("flags", nargs=argparse.REMAINDER)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    argv = list(args.flags)
+    if "--help" in argv or "-h" in argv:
+        sys.stdout.write(help_text())
+        return 0
+    try:
+        config = _flags.parse(RecordConfig, argv)
+    except _flags.FlagError as e:
+        print(f"streamrec record: {e}", file=sys.stderr)
+        return 2
+    return Recording(config).run()
+
+
+# -- the recording --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EpisodeFigures:
+    """Counters of one episode, kept by the capture loop."""
+
+    index: int
+    ticks: int
+    """Ticks the episode spans (episode_time_s * fps)."""
+    frames: int = 0
+    late_ticks: int = 0
+    """Ticks skipped because the loop was still busy when their slot passed."""
+    add_frame_s: list[float] = field(default_factory=list)
+    report: EpisodeReport | None = None
+    partial: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        ms = np.asarray(self.add_frame_s) * 1e3
+        p50, p99 = (float(x) for x in np.percentile(ms, [50, 99])) if len(ms) else (None, None)
+        cameras = self.report.cameras if self.report else {}
+        return {"episode_index": self.report.episode_index if self.report else None, "frames": self.frames,
+                "ticks": self.ticks, "partial": self.partial, "late_ticks": self.late_ticks,
+                "dropped": {name: c.dropped for name, c in cameras.items()},
+                "save_s": round(self.report.save_s, 4) if self.report else None,
+                "add_frame_p50_ms": None if p50 is None else round(p50, 3),
+                "add_frame_p99_ms": None if p99 is None else round(p99, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What the live display shows; copied from the loop's counters about 4 times a second."""
+
+    phase: str
+    episode: int
+    elapsed_s: float
+    total_s: float
+    frames: int
+    late_ticks: int
+    loop_hz: float
+    cpu_pct: float
+    cameras: tuple[tuple[str, int, int], ...]
+    """(camera, queue depth, dropped this episode)."""
+
+
+class _StopRequest:
+    """Signal handler: remembers the first signal; the loop checks `signum` between ticks.
+
+    Only sets an attribute (and writes a note with os.write): anything that takes a lock could
+    deadlock if the signal lands while the main thread holds it.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+        else:
+            os.write(2, b"\nstreamrec record: already stopping; finalizing the dataset, please wait\n")
+
+
+class Recording:
+    """One run of `streamrec record`: opens the sources and the recorder, loops, finalizes."""
+
+    def __init__(self, config: RecordConfig) -> None:
+        self.config = config
+        self.ds = config.dataset
+        self.console = Console(highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+        self.live = self.console.is_terminal
+        self.stop = _StopRequest()
+        self.sources: list[CameraSource] = []
+        self.robot: RobotSource | None = None
+        self.episodes: list[EpisodeFigures] = []
+        self._process = psutil.Process()
+        self._tick_times: deque[float] = deque(maxlen=max(2, self.ds.fps))
+        self._snapshot = _Snapshot("starting", 0, 0.0, 0.0, 0, 0, 0.0, 0.0, ())
+        self._rec: DatasetRecorder | None = None
+        self._episode_start = self._status_at = 0.0
+
+    # -- top level ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self.stop) for s in _EXIT_ON_SIGNAL}
+        try:
+            return self._run()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _fail(self, message: str, code: int) -> int:
+        self.err.print(Text(f"streamrec record: {message}", "bold red"))
+        return code
+
+    def _run(self) -> int:
+        root = Path(self.ds.root)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            return self._fail(f"{root} is not empty; record into a new or empty folder", 1)
+        try:
+            rec = self._open()
+        except SourceError as e:
+            return self._fail(str(e), 1)
+        except ConfigError as e:
+            return self._fail(str(e), 2)
+        except StreamrecError as e:
+            return self._fail(str(e), 1)
+        if rec is None:  # stopped while the cameras were opening
+            return _EXIT_ON_SIGNAL[self.stop.signum]
+        code = 0
+        try:
+            self._record_all(rec)
+        except StreamrecError as e:
+            code = self._fail(f"{e}; finalizing with the {rec.num_episodes} episode(s) saved so far", 1)
+        finally:
+            if rec.episode_frames:
+                with contextlib.suppress(StreamrecError):  # finalize() below reports a failed encoder
+                    rec.clear_episode()
+            try:
+                rec.finalize()
+            except StreamrecError as e:
+                code = self._fail(str(e), 1)
+            for source in self.sources:
+                source.close()
+        self._summary(rec)
+        if self.config.report_json:
+            self._write_report(Path(self.config.report_json), rec)
+        if code == 0 and self.stop.signum is not None:
+            code = _EXIT_ON_SIGNAL[self.stop.signum]
+        return code
+
+    def _open(self) -> DatasetRecorder | None:
+        """Open every camera, then the recorder; None when a stop was requested meanwhile."""
+        try:
+            for name, cam in self.config.cameras.items():
+                source = make_source(name, cam)
+                source.open()
+                self.sources.append(source)
+                if self.stop.signum is not None:
+                    raise _Stopped
+            footage = [s for s in self.sources if isinstance(s, FootageSource)]
+            # The footage's recorded arm goes with its frames; otherwise a made-up arm keeps the
+            # dataset's table features (state, action) present as they are with a real robot.
+            self.robot = FootageRobot(footage[0]) if footage else SyntheticRobot(fps=self.ds.fps)
+            features: dict[str, dict[str, Any]] = {}
+            for source in self.sources:
+                features[IMAGE_PREFIX + source.name] = {"dtype": "video", "shape": list(source.shape)}
+            for source in self.sources:
+                features[IMAGE_PREFIX + source.name + CAPTURE_TIME_SUFFIX] = {
+                    "dtype": "float64", "shape": [1], "names": None}
+            features.update(self.robot.features)
+            ds = self.ds
+            rec = DatasetRecorder.create(
+                ds.root, ds.fps, features, robot_type=ds.robot_type, streaming_encoding=ds.streaming_encoding,
+                camera_encoder=ds.camera_encoder, encoder_threads=ds.encoder_threads,
+                encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
+                batch_encoding_size=ds.video_encoding_batch_size)
+        except _Stopped:
+            for source in self.sources:
+                source.close()
+            return None
+        except BaseException:
+            for source in self.sources:
+                source.close()
+            raise
+        self._rec = rec
+        return rec
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _record_all(self, rec: DatasetRecorder) -> None:
+        cams = ", ".join(f"{s.name} {s.shape[1]}x{s.shape[0]} {s.config.type}" for s in self.sources)
+        self._say(f"recording {self.ds.num_episodes} episode(s) of {self.ds.episode_time_s:g} s at "
+                  f"{self.ds.fps} fps to {rec.root} (cameras: {cams}; {self.ds.camera_encoder.encoder})")
+        if not self.live:
+            self._episodes(rec)
+            return
+        handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+        with Live(console=self.console, get_renderable=self._render, refresh_per_second=4, transient=True):
+            # Live redirects sys.stderr through itself; point log output there so that warnings
+            # print above the display instead of tearing through it.
+            old = [h.setStream(sys.stderr) for h in handlers]
+            try:
+                self._episodes(rec)
+            finally:
+                for h, stream in zip(handlers, old):
+                    if stream is not None:
+                        h.setStream(stream)
+
+    def _episodes(self, rec: DatasetRecorder) -> None:
+        n = self.ds.num_episodes
+        for k in range(n):
+            if self.stop.signum is not None:
+                return
+            fig = EpisodeFigures(index=k, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
+            self.episodes.append(fig)
+            self._record_episode(rec, fig)
+            stopped = self.stop.signum is not None
+            if fig.frames and (not stopped or self.ds.save_partial_episode):
+                fig.partial = stopped
+                self._update_status("saving", fig, force=True)
+                fig.report = rec.save_episode()
+                self._say(self._episode_line(fig))
+            elif fig.frames:
+                rec.clear_episode()
+                self._say(f"episode {k + 1}/{n}: stopped after {fig.frames} frames; discarded "
+                          "(--dataset.save_partial_episode=true keeps it)")
+            if stopped:
+                return
+            if k < n - 1 and self.ds.reset_time_s > 0:
+                self._reset_wait(fig)
+
+    def _record_episode(self, rec: DatasetRecorder, fig: EpisodeFigures) -> None:
+        period = 1.0 / self.ds.fps
+        task = self.ds.single_task
+        keys = [(s, IMAGE_PREFIX + s.name, IMAGE_PREFIX + s.name + CAPTURE_TIME_SUFFIX) for s in self.sources]
+        robot = self.robot
+        assert robot is not None
+        self._tick_times.clear()
+        start = time.monotonic()
+        self._episode_start = start
+        self._update_status("recording", fig, force=True)
+        tick = 0
+        while tick < fig.ticks and self.stop.signum is None:
+            due = start + tick * period
+            now = time.monotonic()
+            if now < due:
+                time.sleep(due - now)
+                if self.stop.signum is not None:
+                    break
+            elif now - due > period / 2:
+                # This tick's slot has passed: move to the nearest tick instead of bursting frames.
+                missed = min(int((now - due) / period + 0.5), fig.ticks - tick)
+                fig.late_ticks += missed
+                tick += missed
+                continue
+            frame: dict[str, Any] = {"task": task}
+            for source, key, time_key in keys:
+                frame[key], frame[time_key] = source.read_timed()
+            frame.update(robot.read())
+            t0 = time.perf_counter()
+            rec.add_frame(frame)
+            t1 = time.perf_counter()
+            fig.add_frame_s.append(t1 - t0)
+            fig.frames += 1
+            tick += 1
+            self._tick_times.append(time.monotonic())
+            self._update_status("recording", fig)
+
+    def _reset_wait(self, fig: EpisodeFigures) -> None:
+        end = time.monotonic() + self.ds.reset_time_s
+        self._episode_start = time.monotonic()
+        while self.stop.signum is None:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._update_status("reset", fig)
+            time.sleep(min(left, 0.05))
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def _say(self, line: str) -> None:
+        """One plain line per event; on a terminal rich prints it above the live display."""
+        if self.live:
+            self.console.print(line)
+        else:
+            print(line, flush=True)
+
+    def _episode_line(self, fig: EpisodeFigures) -> str:
+        r = fig.report
+        assert r is not None
+        drops = ", ".join(f"{name.removeprefix(IMAGE_PREFIX)} {c.dropped}" for name, c in r.cameras.items())
+        partial = " (partial)" if fig.partial else ""
+        return (f"episode {fig.index + 1}/{self.ds.num_episodes}{partial}: {fig.frames} frames, dropped {drops}, "
+                f"late ticks {fig.late_ticks}, saved in {r.save_s * 1e3:.0f} ms")
+
+    def _update_status(self, phase: str, fig: EpisodeFigures, force: bool = False) -> None:
+        """Copy the counters for the display thread, at most every STATUS_PERIOD_S (cheap reads only)."""
+        if not self.live:
+            return
+        now = time.monotonic()
+        if not force and now - self._status_at < STATUS_PERIOD_S:
+            return
+        self._status_at = now
+        times = self._tick_times
+        loop_hz = (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0
+        rec = self._rec
+        cameras = tuple((c.camera, c.queue_depth, c.dropped) for c in rec.camera_status()) if rec else ()
+        total = self.ds.reset_time_s if phase == "reset" else self.ds.episode_time_s
+        self._snapshot = _Snapshot(phase, fig.index, now - self._episode_start, total, fig.frames,
+                                   fig.late_ticks, loop_hz, self._process.cpu_percent(None), cameras)
+
+    def _render(self) -> Group:
+        """The live display; runs on rich's refresh thread and reads only the snapshot."""
+        s = self._snapshot
+        n = self.ds.num_episodes
+        left = max(0.0, s.total_s - s.elapsed_s)
+        head = Table.grid(padding=(0, 2))
+        label = {"recording": f"Episode {s.episode + 1}/{n}", "reset": f"Reset before episode {s.episode + 2}/{n}",
+                 "saving": f"Saving episode {s.episode + 1}/{n}"}.get(s.phase, s.phase)
+        head.add_row(Text(label, "bold"), ProgressBar(total=max(s.total_s, 1e-9), completed=min(s.elapsed_s, s.total_s),
+                                                      width=40), Text(f"{left:4.1f} s left"))
+        late_style = "yellow" if s.late_ticks else "green"
+        rate = Text.assemble(
+            f"loop {s.loop_hz:5.1f} / {self.ds.fps} Hz   ", (f"late ticks {s.late_ticks}", late_style),
+            f"   frames {s.frames}   CPU {s.cpu_pct:.0f} %   -> {self.ds.root}")
+        cams = Table(box=None, padding=(0, 2), show_edge=False)
+        cams.add_column("camera")
+        cams.add_column("queue", justify="right")
+        cams.add_column("dropped", justify="right")
+        for name, depth, dropped in s.cameras:
+            cams.add_row(name.removeprefix(IMAGE_PREFIX), f"{depth}/{self.ds.encoder_queue_maxsize}",
+                         Text(str(dropped), "yellow" if dropped else ""))
+        parts: list[Any] = [head, rate, cams]
+        dropping = [name.removeprefix(IMAGE_PREFIX) for name, _, dropped in s.cameras if dropped]
+        if s.late_ticks:
+            parts.append(Text(f"! loop running late: {s.late_ticks} tick(s) skipped this episode; the machine "
+                              f"cannot keep {self.ds.fps} fps with this load", "bold yellow"))
+        if dropping:
+            parts.append(Text(f"! encoders falling behind, dropping frames ({', '.join(dropping)}): try "
+                              "--dataset.camera_encoder.vcodec=h264 or fewer --dataset.encoder_threads", "bold yellow"))
+        if self.stop.signum is not None:
+            parts.append(Text("stopping: finishing the episode and finalizing the dataset", "bold"))
+        return Group(*parts)
+
+    def _summary(self, rec: DatasetRecorder) -> None:
+        table = Table(title=f"streamrec record {rec.root}", title_justify="left")
+        for column in ("Episode", "Frames", "Dropped", "Late ticks", "Save ms", "add_frame p99 ms"):
+            table.add_column(column, justify="right")
+        table.add_column("Status")
+        for fig in self.episodes:
+            figures = fig.to_json()
+            drops = sum(figures["dropped"].values())
+            status = "partial" if fig.partial else "saved" if fig.report else "discarded"
+            save = "-" if fig.report is None else f"{fig.report.save_s * 1e3:.0f}"
+            p99 = "-" if figures["add_frame_p99_ms"] is None else f"{figures['add_frame_p99_ms']:.2f}"
+            table.add_row(str(fig.index), str(fig.frames), str(drops), str(fig.late_ticks), save, p99, status)
+        self.console.print(table)
+        frames = sum(f.frames for f in self.episodes if f.report)
+        stopped = "" if self.stop.signum is None else f" (stopped by {signal.Signals(self.stop.signum).name})"
+        self.console.print(f"Dataset: {rec.root} - {rec.num_episodes} episode(s), {frames} frames{stopped}")
+
+    def _write_report(self, path: Path, rec: DatasetRecorder) -> None:
+        report = {
+            "dataset": str(rec.root), "fps": self.ds.fps, "episode_time_s": self.ds.episode_time_s,
+            "cameras": [IMAGE_PREFIX + s.name for s in self.sources],
+            "stopped_by": None if self.stop.signum is None else signal.Signals(self.stop.signum).name,
+            "episodes": [f.to_json() for f in self.episodes],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+class _Stopped(Exception):
+    """A stop was requested while the sources were opening."""
+

@@ -1,0 +1,239 @@
+"""`streamrec record`: flags from dataclasses, real recordings in a subprocess, and Ctrl-C."""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from utils import FOOTAGE, episodes
+
+from streamrec import EncoderConfig, QueueFullPolicy
+from streamrec.cli import _flags
+from streamrec.cli.__main__ import main
+from streamrec.cli._record import RecordConfig
+
+FPS = 30
+SMALL = "{top: {type: synthetic, width: 128, height: 96}, wrist: {width: 128, height: 96}}"
+QUICK = ["--dataset.camera_encoder.vcodec=h264", "--dataset.camera_encoder.preset=ultrafast",
+         f"--dataset.fps={FPS}", "--dataset.reset_time_s=0", "--dataset.single_task=insert the peg"]
+CAPTURE_KEYS = ("observation.images.top.capture_time", "observation.images.wrist.capture_time")
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "streamrec.cli", "record", *args]
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def verify(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamrec.cli", "verify", str(root)], capture_output=True,
+                          text=True, timeout=60)
+
+
+def data_table(root: Path):
+    return pq.read_table(root / "data/chunk-000/file-000.parquet")
+
+
+# -- _flags on a small tree -----------------------------------------------------------------------
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inner:
+    level: int = 1
+    """How deep, in floors."""
+    ratio: int | float | None = 0.5
+    """A number or null."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outer:
+    name: str
+    """Required text."""
+    on: bool = False
+    color: Color = Color.RED
+    """Paint."""
+    options: dict[str, str] = field(default_factory=dict)
+    inner: Inner = field(default_factory=lambda: Inner(level=7))
+
+
+def test_flags_from_a_dataclass_tree() -> None:
+    names = {f.name: f for f in _flags.flags_of(Outer)}
+    assert list(names) == ["name", "on", "color", "options", "inner.level", "inner.ratio"]
+    assert names["inner.level"].default == 7  # the section's default_factory, not the class default
+    assert names["inner.level"].help == "How deep, in floors."
+    assert names["name"].required and names["inner.ratio"].type_name == "int|float|null"
+
+    config = _flags.parse(Outer, ["--name", "x", "--on", "--color=blue", "--options={threads: 4, tune: film}",
+                                  "--inner.ratio=null"])
+    assert config == Outer(name="x", on=True, color=Color.BLUE, options={"threads": "4", "tune": "film"},
+                           inner=Inner(level=7, ratio=None))
+    assert _flags.parse(Outer, ["--name=y", "--inner.ratio=3"]).inner.ratio == 3
+    assert _flags.parse(Outer, ["--name=y", "--inner.ratio=2.5", "--on=0"]).inner == Inner(level=7, ratio=2.5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--name=x", "--inner.levl=3"], r"^--inner\.levl: unknown flag; did you mean --inner\.level\?$"),
+    (["--name=x", "--inner.level=abc"], r"^--inner\.level=abc: expected an integer$"),
+    (["--name=x", "--on=maybe"], r"^--on=maybe: expected true or false \(or 1/0\)$"),
+    (["--name=x", "--color=green"], r"^--color=green: expected one of \['red', 'blue'\]$"),
+    (["--name=x", "--inner.ratio=lots"], r"^--inner\.ratio=lots: expected null or an integer or a number$"),
+    (["--name=x", "--options=[1, 2]"], r"^--options=\[1, 2\]: expected a YAML mapping"),
+    (["--name=x", "--inner=3"], r"^--inner: is a group of flags"),
+    (["--on"], r"^missing required flag\(s\): --name=<str>$"),
+    (["--name=x", "--name=y"], r"^--name: given twice"),
+    (["name=x"], r"^name=x: unexpected argument"),
+])
+def test_flag_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(_flags.FlagError, match=message):
+        _flags.parse(Outer, argv)
+
+
+def test_record_config_from_flags() -> None:
+    config = _flags.parse(RecordConfig, [
+        "--dataset.root=out", "--dataset.single_task=insert the peg", "--dataset.fps=15",
+        "--dataset.camera_encoder.vcodec=h264", "--dataset.camera_encoder.crf", "23",
+        "--dataset.encoder-threads=2", "--dataset.queue_full_policy=block", "--report-json=r.json",
+        "--cameras={top: {type: synthetic, width: 64, height: 48}, wrist: {type: synthetic}}"])
+    assert config.dataset.fps == 15 and config.dataset.encoder_threads == 2 and config.report_json == "r.json"
+    assert config.dataset.camera_encoder == EncoderConfig(vcodec="h264", crf=23)
+    assert config.dataset.queue_full_policy is QueueFullPolicy.BLOCK
+    assert (config.cameras["top"].width, config.cameras["wrist"].width) == (64, 640)
+    with pytest.raises(_flags.FlagError, match=r"^--dataset\.camera_encoder\.vcodec=vp9: EncoderConfig\.vcodec = "
+                       r"'vp9': must be one of"):
+        _flags.parse(RecordConfig, ["--dataset.root=o", "--dataset.single_task=t", "--cameras={a: {}}",
+                                    "--dataset.camera_encoder.vcodec=vp9"])
+
+
+def test_help_lists_every_flag_with_type_default_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["record", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in _flags.flags_of(RecordConfig):
+        assert f"--{flag.name}  (" in out
+    assert "--dataset.fps  (int; default: 30)" in out
+    assert "--dataset.camera_encoder.vcodec  (str; default: libsvtav1)" in out
+    assert "Encoder: `libsvtav1` (alias `av1`)" in out  # EncoderConfig's own attribute docstring
+    assert "--dataset.root  (str; required)" in out and "footage:" in out and "max_frames" in out
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--dataset.fpss=30", "--dataset.fpss: unknown flag; did you mean --dataset.fps?"),
+    ("--dataset.fps=abc", "--dataset.fps=abc: expected an integer"),
+    ("--dataset.camera_encoder.vcodec=vp9", "--dataset.camera_encoder.vcodec=vp9: EncoderConfig.vcodec = 'vp9': "
+                                            "must be one of ("),
+    ("--display_data=true", "--display_data=true: RecordConfig.display_data = True: live display of images and "
+                            "robot data is not built yet"),
+])
+def test_bad_flags_exit_2(tmp_path: Path, flag: str, message: str) -> None:
+    result = run_cli(f"--dataset.root={tmp_path / 'ds'}", "--dataset.single_task=t", f"--cameras={SMALL}", flag)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"streamrec record: {message}")
+    assert "Traceback" not in result.stderr and not (tmp_path / "ds").exists()
+
+
+def test_records_synthetic_cameras(tmp_path: Path) -> None:
+    root, report = tmp_path / "demo", tmp_path / "report.json"
+    started = time.time()
+    result = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=2", "--dataset.episode_time_s=1",
+                     f"--cameras={SMALL}", f"--report-json={report}", *QUICK)
+    assert result.returncode == 0, result.stderr
+    # Not a terminal: one plain line per episode, then the summary.
+    assert result.stdout.count("episode 1/2: ") == 1 and result.stdout.count("episode 2/2: ") == 1
+    assert f"Dataset: {root}" in result.stdout
+
+    eps = episodes(root)
+    assert len(eps) == 2
+    assert all(FPS - 3 <= ep["length"] <= FPS for ep in eps)  # a late tick on a busy machine costs a row
+    info = json.loads((root / "meta/info.json").read_text())
+    for key in CAPTURE_KEYS:
+        assert info["features"][key]["dtype"] == "float64" and info["features"][key]["shape"] == [1]
+    assert info["features"]["observation.images.top"]["shape"] == [96, 128, 3]
+    assert info["features"]["observation.state"]["dtype"] == "float32"  # synthetic robot: table features
+
+    table = data_table(root)
+    for key in CAPTURE_KEYS:
+        t = np.asarray(table.column(key).to_pylist(), np.float64).ravel()
+        assert started < t.min() and t.max() < time.time()
+        first = np.diff(t[: eps[0]["length"]])
+        assert (first > 0).all() and abs(np.median(first) - 1 / FPS) < 0.01
+
+    figures = json.loads(report.read_text())
+    assert [e["frames"] for e in figures["episodes"]] == [ep["length"] for ep in eps]
+    for e in figures["episodes"]:
+        assert set(e["dropped"]) == {"observation.images.top", "observation.images.wrist"}
+        assert e["save_s"] > 0 and 0 < e["add_frame_p50_ms"] <= e["add_frame_p99_ms"]
+        assert e["frames"] + e["late_ticks"] == FPS
+
+    checked = verify(root)
+    assert checked.returncode == 0, checked.stdout
+
+
+@pytest.mark.skipif(not FOOTAGE.is_dir(), reason=f"footage clip not present at {FOOTAGE}")
+def test_records_footage_with_its_state(tmp_path: Path) -> None:
+    root = tmp_path / "aloha"
+    cameras = (f"{{top: {{type: footage, path: '{FOOTAGE}', max_frames: 20}}, "
+               f"wrist: {{type: footage, path: '{FOOTAGE}', camera: left_wrist, max_frames: 20}}}}")
+    result = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=1", "--dataset.episode_time_s=1",
+                     f"--cameras={cameras}", *QUICK)
+    assert result.returncode == 0, result.stderr
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["features"]["observation.state"]["shape"] == [14]
+    assert info["features"]["observation.images.wrist"]["shape"] == [480, 640, 3]
+
+    data = np.load(FOOTAGE / "data.npz")
+    table = data_table(root)
+    rows = np.arange(table.num_rows) % 20  # one clip frame per row, looping after 20
+    np.testing.assert_array_equal(np.stack(table.column("observation.state").to_numpy(zero_copy_only=False)),
+                                  data["observation.state"][rows])
+    np.testing.assert_array_equal(np.stack(table.column("action").to_numpy(zero_copy_only=False)),
+                                  data["action"][rows])
+    assert verify(root).returncode == 0
+
+
+@pytest.mark.parametrize("save_partial", [False, True])
+def test_sigint_finalizes(tmp_path: Path, save_partial: bool) -> None:
+    root = tmp_path / "ds"
+    proc = subprocess.Popen(
+        command(f"--dataset.root={root}", "--dataset.num_episodes=3", "--dataset.episode_time_s=2",
+                f"--dataset.save_partial_episode={str(save_partial).lower()}", f"--cameras={SMALL}", *QUICK),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("episode 1/3: "):
+                break
+        time.sleep(0.7)  # well inside episode 2 (reset time is 0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "stopped by SIGINT" in out
+
+    lengths = [ep["length"] for ep in episodes(root)]
+    if save_partial:
+        assert len(lengths) == 2 and lengths[0] >= 2 * FPS - 3 and 0 < lengths[1] < 2 * FPS - 3
+        assert "episode 2/3 (partial): " in out
+    else:
+        assert len(lengths) == 1 and lengths[0] >= 2 * FPS - 3
+        assert "episode 2/3: stopped after" in out and "discarded" in out
+    assert verify(root).returncode == 0
