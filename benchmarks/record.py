@@ -110,6 +110,7 @@ def main() -> None:
     finalize_s = time.perf_counter() - t
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
+    peak_rss_self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Encoder processes have ended (finalize joins them), so their CPU time is in RUSAGE_CHILDREN.
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_children = children.ru_utime + children.ru_stime - (cpu_children0.ru_utime + cpu_children0.ru_stime)
@@ -134,7 +135,7 @@ def main() -> None:
         "save_episode_ms": [round(s.save_s * 1e3, 1) for s in saves],
         "encoder_flush_ms": [round(max(c.flush_s for c in s.cameras.values()) * 1e3, 1) for s in saves],
         "finalize_ms": round(finalize_s * 1e3, 1),
-        "peak_rss_mb": {"capture_process_incl_footage": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10),
+        "peak_rss_mb": {"capture_process_incl_footage": round(peak_rss_self_kb / 1024),
                         "largest_encoder_process": round(children.ru_maxrss / 2**10)},
         "footage_in_memory_mb": round(sum(f.nbytes for v in video.values() for f in v) / 2**20, 1),
         "cpu_percent_of_one_core": {"capture_process": round(100 * cpu / wall, 1),
