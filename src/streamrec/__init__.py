@@ -3,12 +3,14 @@
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, FrameError, StreamrecError, WorkerError
 from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
+from ._sources import CameraSource, SourceError
 from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CameraReport",
+    "CameraSource",
     "CameraStatus",
     "ConfigError",
     "DatasetError",
@@ -20,6 +22,7 @@ __all__ = [
     "FrameError",
     "QueueFullPolicy",
     "Severity",
+    "SourceError",
     "StreamrecError",
     "VerifyReport",
     "WorkerError",

@@ -19,6 +19,9 @@ from ._errors import ConfigError
 # camera); keep its errors only, unless the user asked for something else.
 os.environ.setdefault("SVT_LOG", "1")
 
+CAPTURE_TIME_SUFFIX = ".capture_time"
+"""`<camera key><suffix>` (float64, seconds since the epoch) holds when each frame was captured."""
+
 DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
     "timestamp": {"dtype": "float32", "shape": [1], "names": None},
     "frame_index": {"dtype": "int64", "shape": [1], "names": None},

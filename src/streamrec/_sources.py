@@ -322,6 +322,11 @@ class FootageSource(CameraSource):
     def shape(self) -> tuple[int, int, int]:
         return self._frames[0].shape  # type: ignore[return-value]
 
+    @property
+    def frame_count(self) -> int:
+        """Frames decoded from the clip (the loop length)."""
+        return len(self._frames)
+
     def _open_impl(self) -> None:
         import av
 
@@ -424,7 +429,7 @@ class FootageRobot(RobotSource):
         except (OSError, KeyError, ValueError) as e:
             raise SourceError(f"camera {camera.name!r} (footage): cannot read observation.state and action "
                               f"from {path}: {e}") from e
-        n = len(camera._frames)
+        n = camera.frame_count
         if len(self._state) < n or len(self._action) < n:
             raise SourceError(f"camera {camera.name!r} (footage): {path} has {len(self._state)} rows for "
                               f"{n} video frames")

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._config import CAPTURE_TIME_SUFFIX
 from ._dataset import CODEBASE_VERSION, DATA_PATH, VIDEO_PATH, WORK_DIR, Layout
 
 log = logging.getLogger("streamrec.verify")
@@ -52,7 +53,6 @@ CAPTURE_JITTER_PERIODS = 1.5
 """A p99 capture interval above this many frame periods is reported as jitter."""
 CAMERA_SKEW_PERIODS = 0.5
 """A p99 spread of one row's capture times across cameras above this many frame periods is reported."""
-CAPTURE_TIME_SUFFIX = ".capture_time"
 """Optional data column `<video key>.capture_time`: wall-clock capture time of the row's frame, float64 s."""
 
 _DEFAULT_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")

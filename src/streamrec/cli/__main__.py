@@ -16,13 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"streamrec.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"streamrec.cli.{name}":
-                raise
-            continue  # subcommand not built yet
-        module.add_parser(sub)
+        importlib.import_module(f"streamrec.cli.{name}").add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     return int(args.run(args) or 0)

@@ -46,6 +46,7 @@ from streamrec import (
     QueueFullPolicy,
     StreamrecError,
 )
+from streamrec._config import CAPTURE_TIME_SUFFIX
 from streamrec._sources import (
     CAMERA_TYPES,
     CameraConfig,
@@ -63,7 +64,6 @@ from streamrec.cli import _flags
 log = logging.getLogger("streamrec")
 
 IMAGE_PREFIX = "observation.images."
-CAPTURE_TIME_SUFFIX = ".capture_time"
 """Data column `<camera key>.capture_time`: wall-clock time the row's image was captured, float64 s."""
 STATUS_PERIOD_S = 0.25
 """How often the loop copies its counters for the live display (about 4 Hz)."""
@@ -106,8 +106,17 @@ class DatasetSection:
         def bad(name: str, rule: str) -> ConfigError:
             return ConfigError(f"DatasetSection.{name} = {getattr(self, name)!r}: {rule}")
 
-        if not self.root:
+        for name in ("fps", "num_episodes", "encoder_queue_maxsize", "video_encoding_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad(name, "must be an integer")
+        for name in ("episode_time_s", "reset_time_s"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), (int, float)):
+                raise bad(name, "must be a number of seconds")
+        if not isinstance(self.root, str) or not self.root:
             raise bad("root", "must be a folder path")
+        if not isinstance(self.single_task, str):
+            raise bad("single_task", "must be a string")
         if not self.single_task.strip():
             raise bad("single_task", "must describe the task, e.g. 'insert the peg'")
         if self.fps <= 0:
@@ -276,6 +285,7 @@ class Recording:
         self.robot: RobotSource | None = None
         self.episodes: list[EpisodeFigures] = []
         self._process = psutil.Process()
+        self._children: dict[int, psutil.Process] = {}
         self._tick_times: deque[float] = deque(maxlen=max(2, self.ds.fps))
         self._snapshot = _Snapshot("starting", 0, 0.0, 0.0, 0, 0, 0.0, 0.0, ())
         self._rec: DatasetRecorder | None = None
@@ -490,7 +500,20 @@ class Recording:
         cameras = tuple((c.camera, c.queue_depth, c.dropped) for c in rec.camera_status()) if rec else ()
         total = self.ds.reset_time_s if phase == "reset" else self.ds.episode_time_s
         self._snapshot = _Snapshot(phase, fig.index, now - self._episode_start, total, fig.frames,
-                                   fig.late_ticks, loop_hz, self._process.cpu_percent(None), cameras)
+                                   fig.late_ticks, loop_hz, self._cpu_percent(), cameras)
+
+    def _cpu_percent(self) -> float:
+        """CPU use since the last call, in % of one core: this process (all its threads) plus its
+        children, since encoders may run in worker processes."""
+        total = self._process.cpu_percent(None)
+        with contextlib.suppress(psutil.Error):
+            children = {p.pid: p for p in self._process.children(recursive=True)}
+            # Keep each child's Process object: cpu_percent measures from the previous call on it.
+            self._children = {pid: self._children.get(pid, p) for pid, p in children.items()}
+        for child in self._children.values():
+            with contextlib.suppress(psutil.Error):
+                total += child.cpu_percent(None)
+        return total
 
     def _render(self) -> Group:
         """The live display; runs on rich's refresh thread and reads only the snapshot."""
