@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import multiprocessing
+import json
 import os
-import signal
 import struct
+import subprocess
+import sys
 import time
 import traceback
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +296,7 @@ def _describe(e: BaseException) -> str:
     return "".join(traceback.format_exception(e)).rstrip()
 
 
-def _worker_main(spec: _Spec, handle: ReaderHandle, replies: Any) -> None:
+def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> None:
     """Body of the encoder process.
 
     Requests arrive as `(kind, request_id, *args)` between the frames and are answered with
@@ -303,10 +305,7 @@ def _worker_main(spec: _Spec, handle: ReaderHandle, replies: Any) -> None:
     their buffers back) so that the capture loop is never stuck, refuses every request but
     "close", and still closes the MP4 that holds the episodes saved before it.
     """
-    # Ctrl-C reaches the whole process group; the recorder decides what it means.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     demote_current_thread(spec.nice)
-    queue = FrameQueueReader(handle)
     encoder = _CameraEncoder(spec)
     failure: str | None = None
 
@@ -369,14 +368,37 @@ _live_workers: weakref.WeakSet[EncoderWorker] = weakref.WeakSet()
 
 @atexit.register
 def _hang_up_on_exit() -> None:
-    # A script that exits without finalize(): hang up so each encoder closes its MP4 and exits,
-    # instead of multiprocessing's exit handler waiting forever for a process that waits for us.
+    # A script that exits without finalize(): hang up so that each encoder closes its MP4 (the
+    # saved episodes stay readable) and exits.
     for worker in list(_live_workers):
         worker.hang_up()
 
 
+# Ctrl-C is the recorder's to handle (the process also has its own session).
+_CHILD_COMMAND = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                  "from streamrec._encoder import _child_main; _child_main(sys.argv[1:])")
+
+
+def _child_main(argv: list[str]) -> None:
+    """Entry of an encoder process; `argv[0]` holds its inherited descriptors as JSON."""
+    fds = json.loads(argv[0])
+    queue = FrameQueueReader(ReaderHandle(tuple(fds["shape"]), fds["buffers"], fds["memory_fd"], fds["pipe_fd"]))
+    replies = Connection(fds["replies_fd"], readable=False)
+    spec: _Spec = queue.get()
+    with contextlib.suppress(OSError, AttributeError):  # name it in `top` and `ps -L`
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, f"sr-{spec.camera.rsplit('.', 1)[-1]}"[:15].encode(), 0, 0, 0)  # PR_SET_NAME
+    _worker_main(spec, queue, replies)
+
+
 class EncoderWorker:
     """Handle, in the recorder, of one camera's encoder process and its queue.
+
+    The process is started with `subprocess` (a fresh interpreter running this module), not
+    multiprocessing, so that a user's script is never re-imported in it and needs no
+    `if __name__ == "__main__"` guard. It runs in its own session: Ctrl-C in the terminal
+    reaches only the recorder, which decides what to keep.
 
     `end_episode`, `discard_episode` and `close` return a reply whose `result()` waits for the
     process. A failure in the process is raised as WorkerError, remote traceback as its cause.
@@ -384,49 +406,57 @@ class EncoderWorker:
 
     def __init__(self, camera: Feature, config: RecorderConfig, layout: Layout, start_at: FileIndex) -> None:
         self.camera = camera.name
-        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
-        self.queue = FrameQueue(self.camera, camera.shape, config.encoder_queue_maxsize, config.queue_full_policy,
-                                context)
-        self._replies, child_end = context.Pipe(duplex=False)
-        spec = _Spec(camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps,
-                     encoder=config.camera_encoder, encoder_threads=config.encoder_threads, root=layout.root,
-                     start_at=start_at, limit_bytes=int(config.video_files_size_in_mb * 2**20),
-                     chunks_size=config.chunks_size, nice=config.encoder_nice)
-        self._process = context.Process(target=_worker_main, args=(spec, self.queue.reader_handle(), child_end),
-                                        name=f"streamrec-encoder-{camera.name}")
-        self._child_end = child_end
-        self.queue.consumer_alive = self._process.is_alive
+        self.queue = FrameQueue(self.camera, camera.shape, config.encoder_queue_maxsize, config.queue_full_policy)
+        self._spec = _Spec(camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps,
+                           encoder=config.camera_encoder, encoder_threads=config.encoder_threads, root=layout.root,
+                           start_at=start_at, limit_bytes=int(config.video_files_size_in_mb * 2**20),
+                           chunks_size=config.chunks_size, nice=config.encoder_nice)
+        self._process: subprocess.Popen | None = None
+        self._replies: Connection | None = None
         self._next_request = 1
         self._failure: WorkerError | None = None
         self._released = False
+        self.queue.consumer_alive = lambda: self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
         """Start the process (then `wait_ready`; starting all cameras first overlaps their start-up)."""
-        self._process.start()
-        self._child_end.close()  # the child has its own copy; ours would hide its death
+        handle = self.queue.reader_handle()
+        replies_read, replies_write = os.pipe()
+        fds = {"shape": list(handle.shape), "buffers": handle.buffers, "memory_fd": handle.memory_fd,
+               "pipe_fd": handle.pipe_fd, "replies_fd": replies_write}
+        package_root = str(Path(__file__).resolve().parents[1])  # so the child imports this very streamrec
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD_COMMAND, json.dumps(fds)], stdin=subprocess.DEVNULL, env=env,
+                pass_fds=(handle.memory_fd, handle.pipe_fd, replies_write), start_new_session=True)
+        finally:
+            os.close(replies_write)
+            self.queue.child_started()
+        self._replies = Connection(replies_read, writable=False)
         _live_workers.add(self)
+        self.queue.put_control(self._spec)
 
     def wait_ready(self) -> None:
         """Wait until the first encoder is open, so that bad options fail at creation."""
         self._wait(0)
 
     @property
-    def exitcode(self) -> int | None:
-        """The process's exit code once it ended (negative: killed by that signal)."""
-        return self._process.exitcode
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid
+    def exitcode(self) -> int | None:
+        """The process's exit code once it ended (negative: killed by that signal)."""
+        return None if self._process is None else self._process.poll()
 
     def raise_if_failed(self) -> None:
         """Raise WorkerError if the process failed or died (cheap: a shared-memory flag)."""
         if self._failure is None and self.queue.consumer_failed:
             with contextlib.suppress(WorkerError):
                 self._wait(None)  # read the failure it reported
-        if self._failure is None and not self._process.is_alive():
-            self._failure = WorkerError(f"encoder process for {self.camera} ended unexpectedly "
-                                        f"(exit code {self._process.exitcode})")
+        if self._failure is None and self.exitcode is not None:
+            self._failure = self._died()
         if self._failure is not None:
             raise self._failure
 
@@ -442,14 +472,15 @@ class EncoderWorker:
 
     def close(self) -> _Reply | None:
         """Discard any open episode, close the current MP4 and end the process."""
-        if self._released or not self._process.is_alive():
+        if self._released or self.exitcode is not None:
             return None
         return self._request("close")
 
     def join(self, timeout_s: float | None = None) -> bool:
-        """Wait for the process to end, then free the queue's shared memory. True if it ended."""
-        self._process.join(timeout_s)
-        if self._process.is_alive():
+        """Wait for the process to end, then release the queue. True if it ended."""
+        try:
+            self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
             return False
         self._release()
         return True
@@ -457,7 +488,8 @@ class EncoderWorker:
     def hang_up(self, timeout_s: float = 10.0) -> None:
         """Tell the process the recorder is gone: it closes its MP4 and exits."""
         self._release()
-        self._process.join(timeout_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout_s)
 
     def _release(self) -> None:
         if not self._released:
@@ -465,6 +497,9 @@ class EncoderWorker:
             self.queue.close()
             self._replies.close()
             _live_workers.discard(self)
+
+    def _died(self) -> WorkerError:
+        return WorkerError(f"encoder process for {self.camera} ended unexpectedly (exit code {self.exitcode})")
 
     def _request(self, kind: str, *args: Any) -> _Reply:
         request_id = self._next_request
@@ -475,12 +510,14 @@ class EncoderWorker:
     def _wait(self, request_id: int | None) -> Any:
         """Read replies until the one to `request_id` (None: the next unsolicited one)."""
         while True:
-            while not self._replies.poll(0.25):
-                if not self._process.is_alive() and not self._replies.poll(0):
-                    self._failure = self._failure or WorkerError(
-                        f"encoder process for {self.camera} ended unexpectedly (exit code {self._process.exitcode})")
-                    raise self._failure
-            got_id, kind, value = self._replies.recv()
+            try:
+                while not self._replies.poll(0.25):
+                    if self.exitcode is not None and not self._replies.poll(0):
+                        raise EOFError
+                got_id, kind, value = self._replies.recv()
+            except EOFError:
+                self._failure = self._failure or self._died()
+                raise self._failure from None
             if kind == "error":
                 error = WorkerError(f"encoder for {self.camera} failed: {value.strip().splitlines()[-1]}")
                 error.__cause__ = _RemoteError(value)
@@ -500,3 +537,4 @@ class _Reply:
 
     def result(self) -> Any:
         return self._worker._wait(self._id)
+

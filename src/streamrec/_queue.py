@@ -1,23 +1,28 @@
 """The bounded hand-off between the capture loop and one camera's encoder process.
 
-Frames travel through shared memory: `maxsize + 1` frame buffers in one block, used round
-robin (one more than the queue holds, for the frame being encoded). The capture loop copies a
-camera image into the next free buffer and sends the buffer's number down a pipe; the encoder
-process reads it and hands the buffer back. The capture loop never pickles an image, never
-allocates per frame, and memory stays flat however long the episode.
+Frames travel through shared memory: `maxsize + 1` frame buffers in one anonymous memory
+file, used round robin (one more than the queue holds, for the frame being encoded). The capture
+loop copies a camera image into the next free buffer and sends the buffer's number down a pipe;
+the encoder process reads it and hands the buffer back. The capture loop never pickles an image,
+never allocates per frame, and memory stays flat however long the episode. The memory file has
+no name, so nothing is left behind in /dev/shm whatever happens to either process.
 
-A semaphore counts free buffers. The consumer returns buffers in the order it received them,
-so the next free buffer is always `sent % buffers`. When none is free the queue is full and
-the policy decides: drop the frame (count it, log it) or wait.
+The consumer hands buffers back in the order it received them by counting them in the file's
+header, so the next free buffer is always `sent % buffers`, and `sent - released` frames are
+waiting. When every buffer is in use the queue is full and the policy decides: drop the frame
+(count it, log it) or wait.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import mmap
+import os
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -47,36 +52,50 @@ class QueueStats:
 
 @dataclass(frozen=True, slots=True)
 class ReaderHandle:
-    """What the encoder process needs to attach to a FrameQueue (picklable)."""
+    """What the encoder process needs to attach to a FrameQueue: the layout, and which of the
+    file descriptors it inherits are the memory file and the pipe."""
 
-    shm_name: str
     shape: tuple[int, ...]
     buffers: int
-    conn: Connection
-    free: Any  # multiprocessing Semaphore
+    memory_fd: int
+    pipe_fd: int
 
 
-def _views(buf: memoryview, shape: tuple[int, ...], buffers: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def _memory_file(size: int) -> int:
+    """An anonymous shared-memory file of `size` bytes; returns its descriptor."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("streamrec-frames", 0)  # inheritable: passed to the encoder process
+    else:  # macOS: an unlinked temporary file
+        with tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as f:
+            fd = os.dup(f.fileno())
+    os.ftruncate(fd, size)
+    return fd
+
+
+def _views(mem: mmap.mmap, shape: tuple[int, ...], buffers: int) -> tuple[np.ndarray, list[np.ndarray]]:
     size = math.prod(shape)
-    header = np.ndarray((2,), np.int64, buffer=buf, offset=0)
-    frames = [np.ndarray(shape, np.uint8, buffer=buf, offset=_HEADER_BYTES + i * size) for i in range(buffers)]
+    header = np.ndarray((2,), np.int64, buffer=mem, offset=0)
+    frames = [np.ndarray(shape, np.uint8, buffer=mem, offset=_HEADER_BYTES + i * size) for i in range(buffers)]
     return header, frames
 
 
 class FrameQueue:
     """Producer side of one camera's queue, used by the capture loop only."""
 
-    def __init__(self, camera: str, shape: tuple[int, ...], maxsize: int, policy: QueueFullPolicy,
-                 context: Any) -> None:
+    def __init__(self, camera: str, shape: tuple[int, ...], maxsize: int, policy: QueueFullPolicy) -> None:
         self.camera = camera
         self.policy = policy
         self.maxsize = maxsize
         self._n = maxsize + 1
-        self._shm = shared_memory.SharedMemory(create=True, size=_HEADER_BYTES + self._n * math.prod(shape))
-        self._header, self._buffers = _views(self._shm.buf, shape, self._n)
-        self._header[:] = 0
-        self._free = context.Semaphore(self._n)
-        self._reader_conn, self._conn = context.Pipe(duplex=False)
+        size = _HEADER_BYTES + self._n * math.prod(shape)
+        self._memory_fd = _memory_file(size)
+        self._mem = mmap.mmap(self._memory_fd, size)
+        self._header, self._buffers = _views(self._mem, shape, self._n)
+        read_fd, write_fd = os.pipe()
+        os.set_inheritable(read_fd, True)
+        os.set_inheritable(self._memory_fd, True)
+        self._reader_fd = read_fd
+        self._conn = Connection(write_fd, readable=False)
         self._shape = shape
         self._sent = 0
         self._frames_in = 0
@@ -85,7 +104,12 @@ class FrameQueue:
         self.consumer_alive: Callable[[], bool] = lambda: True
 
     def reader_handle(self) -> ReaderHandle:
-        return ReaderHandle(self._shm.name, self._shape, self._n, self._reader_conn, self._free)
+        return ReaderHandle(self._shape, self._n, self._memory_fd, self._reader_fd)
+
+    def child_started(self) -> None:
+        """The encoder process holds its own copies of the reader's descriptors now."""
+        os.close(self._reader_fd)
+        os.close(self._memory_fd)
 
     def offer(self, slot: int, frame: np.ndarray) -> bool:
         """Queue a copy of `frame` for video slot `slot`; False when it was dropped.
@@ -94,17 +118,18 @@ class FrameQueue:
         dropped frame costs nothing.
         """
         self._frames_in += 1
-        if self.policy is QueueFullPolicy.DROP:
-            if not self._free.acquire(block=False):
+        if self.depth() >= self._n:
+            if self.policy is QueueFullPolicy.DROP:
                 self._frames_dropped += 1
                 n = self._frames_dropped
                 if n == 1 or n % 10 == 0:
                     log.warning("Encoder queue full for %s, dropped %d frame(s)", self.camera, n)
                 return False
-        else:
-            while not self._free.acquire(timeout=0.25):
+            # Offline conversion: a short sleep between looks is cheaper than any signalling.
+            while self.depth() >= self._n:
                 if not self.consumer_alive():
                     raise WorkerError(f"encoder for {self.camera} stopped while add_frame waited for room")
+                time.sleep(0.0005)
         index = self._sent % self._n
         np.copyto(self._buffers[index], frame)
         self._conn.send((slot, index))
@@ -133,22 +158,21 @@ class FrameQueue:
         self._frames_in = self._frames_dropped = self._max_depth = 0
 
     def close(self) -> None:
-        """Hang up (the encoder sees end of input) and free the shared memory."""
+        """Hang up: the encoder sees end of input. The memory goes when both sides unmap it."""
         self._conn.close()
-        self._reader_conn.close()
-        del self._header, self._buffers  # views must go before the block can close
-        self._shm.close()
-        self._shm.unlink()
+        del self._header, self._buffers  # views must go before the map can close
+        self._mem.close()
 
 
 class FrameQueueReader:
     """Consumer side, in the encoder process."""
 
     def __init__(self, handle: ReaderHandle) -> None:
-        self._shm = shared_memory.SharedMemory(name=handle.shm_name)
-        self._header, self._buffers = _views(self._shm.buf, handle.shape, handle.buffers)
-        self._conn = handle.conn
-        self._free = handle.free
+        size = _HEADER_BYTES + handle.buffers * math.prod(handle.shape)
+        self._mem = mmap.mmap(handle.memory_fd, size)
+        os.close(handle.memory_fd)
+        self._header, self._buffers = _views(self._mem, handle.shape, handle.buffers)
+        self._conn = Connection(handle.pipe_fd, writable=False)
 
     def get(self) -> Any:
         """Next message: a control object, or `(slot, buffer_index)` for a frame.
@@ -161,9 +185,8 @@ class FrameQueueReader:
         return self._buffers[index]
 
     def release(self, index: int) -> None:
-        """Give a frame's buffer back once it is no longer read."""
+        """Give a frame's buffer back once it is no longer read (buffers come back in order)."""
         self._header[_RELEASED] += 1
-        self._free.release()
 
     def mark_failed(self) -> None:
         self._header[_FAILED] = 1

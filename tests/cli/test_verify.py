@@ -33,7 +33,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_healthy_dataset_exits_0_with_a_table(healthy: Path) -> None:
     result = run_cli("verify", str(healthy))
     assert result.returncode == 0, result.stderr
-    assert "observation.images.top" in result.stdout and "Healthy" in result.stdout
+    assert "top" in result.stdout and "wrist" in result.stdout and "Healthy" in result.stdout
     assert result.stdout.count(" ok ") == 4  # one row per episode and camera
 
 

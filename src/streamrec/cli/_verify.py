@@ -80,7 +80,7 @@ def _rows_table(report: VerifyReport) -> Table:
         frames = "-" if r.frames is None else str(r.frames)
         rows = "-" if r.rows is None else str(r.rows)
         drops = "-" if r.dropped is None else f"{r.dropped} ({r.dropped_pct:.1f} %)"
-        cells = [str(r.episode), r.camera, frames, rows, drops]
+        cells = [str(r.episode), r.camera.removeprefix("observation.images."), frames, rows, drops]
         if timing:
             cells.append("-" if r.interval_p50_ms is None else f"{r.interval_p50_ms:.1f} / {r.interval_p99_ms:.1f}")
             cells.append("-" if r.skew_p99_ms is None else f"{r.skew_p99_ms:.1f}")
