@@ -382,6 +382,9 @@ _CHILD_COMMAND = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_I
 def _child_main(argv: list[str]) -> None:
     """Entry of an encoder process; `argv[0]` holds its inherited descriptors as JSON."""
     fds = json.loads(argv[0])
+    # FFmpeg's errors go to stderr and into the exceptions PyAV raises (so into WorkerError);
+    # STREAMREC_FFMPEG_LOG=verbose shows more when debugging an encoder.
+    av.logging.set_level(getattr(av.logging, os.environ.get("STREAMREC_FFMPEG_LOG", "error").upper()))
     queue = FrameQueueReader(ReaderHandle(tuple(fds["shape"]), fds["buffers"], fds["memory_fd"], fds["pipe_fd"]))
     replies = Connection(fds["replies_fd"], readable=False)
     spec: _Spec = queue.get()
