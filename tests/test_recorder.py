@@ -300,6 +300,25 @@ def test_encoder_crash_surfaces_and_saved_episodes_survive(tmp_path):
     check_identity(tmp_path / "ds", [10])
 
 
+def test_a_hung_encoder_is_stopped_and_saved_episodes_survive(tmp_path):
+    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block",
+                                 encoder_timeout_s=2)
+    for i in range(10):
+        rec.add_frame(frame_for(i, 0, i))
+    rec.save_episode()
+    for i in range(10, 20):
+        rec.add_frame(frame_for(i, 0, i))
+    wrist = rec._workers[CAMS[1]]
+    os.kill(wrist.pid, signal.SIGSTOP)  # alive but silent, like an encoder deadlocked in its flush
+    t0 = time.monotonic()
+    with pytest.raises(WorkerError, match=r"encoder for observation.images.wrist did not answer within 2 s"):
+        rec.save_episode()
+    assert time.monotonic() - t0 < 10
+    assert wrist.exitcode == -signal.SIGKILL
+    rec.finalize()
+    check_identity(tmp_path / "ds", [10])
+
+
 def test_encoder_error_reaches_the_caller_with_its_traceback(tmp_path):
     rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block",
                                  video_files_size_in_mb=0.001)

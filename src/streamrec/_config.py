@@ -268,6 +268,8 @@ class RecorderConfig:
     batch_encoding_size: int = 1
     encoder_nice: int = 10
     """How much lower than the capture loop encoder threads run (added to their nice value)."""
+    encoder_timeout_s: float = 30.0
+    """An encoder silent this long while finishing an episode is taken as hung and stopped."""
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
@@ -296,6 +298,8 @@ class RecorderConfig:
                       "recorded; batch encoding applies to streaming_encoding=False only, so keep it 1")
         if not isinstance(self.encoder_nice, int) or not 0 <= self.encoder_nice <= 19:
             raise bad("encoder_nice", "must be an integer 0..19")
+        if not isinstance(self.encoder_timeout_s, (int, float)) or not self.encoder_timeout_s > 0:
+            raise bad("encoder_timeout_s", "must be a number of seconds > 0")
 
     @property
     def video_features(self) -> tuple[Feature, ...]:

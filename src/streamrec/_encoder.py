@@ -86,6 +86,11 @@ class _PacketSpool:
 
     def write(self, packets: list[av.Packet]) -> None:
         for p in packets:
+            # Rows and frames are 1:1 only if the encoder emits frame k as its k-th packet, in
+            # presentation order (no reordering, so dts can equal pts). Say so if it does not.
+            if p.pts != self.packets:
+                raise WorkerError(f"encoder emitted the frame with pts {p.pts} as packet {self.packets} "
+                                  f"(dts {p.dts}); streamrec needs packets in presentation order")
             payload = bytes(p)
             self._f.write(_RECORD.pack(len(payload), p.pts, p.is_keyframe))
             self._f.write(payload)
@@ -414,6 +419,7 @@ class EncoderWorker:
                            encoder=config.camera_encoder, encoder_threads=config.encoder_threads, root=layout.root,
                            start_at=start_at, limit_bytes=int(config.video_files_size_in_mb * 2**20),
                            chunks_size=config.chunks_size, nice=config.encoder_nice)
+        self._timeout_s = config.encoder_timeout_s
         self._process: subprocess.Popen | None = None
         self._replies: Connection | None = None
         self._next_request = 1
@@ -442,7 +448,7 @@ class EncoderWorker:
 
     def wait_ready(self) -> None:
         """Wait until the first encoder is open, so that bad options fail at creation."""
-        self._wait(0)
+        self._wait(0, max(60.0, self._timeout_s))  # a cold start imports PyAV and numpy
 
     @property
     def pid(self) -> int | None:
@@ -508,15 +514,28 @@ class EncoderWorker:
         request_id = self._next_request
         self._next_request += 1
         self.queue.put_control((kind, request_id, *args))
-        return _Reply(self, request_id)
+        return _Reply(self, request_id, self._timeout_s)
 
-    def _wait(self, request_id: int | None) -> Any:
-        """Read replies until the one to `request_id` (None: the next unsolicited one)."""
+    def _wait(self, request_id: int | None, timeout_s: float | None = None) -> Any:
+        """Read replies until the one to `request_id` (None: the next unsolicited one).
+
+        With `timeout_s`, an encoder that is alive but silent that long is taken as hung (SVT-AV1
+        has known deadlocks at end of stream, seen here about once in a few hundred episode
+        flushes under load): it is killed, so the caller gets an error instead of waiting forever.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             try:
                 while not self._replies.poll(0.25):
                     if self.exitcode is not None and not self._replies.poll(0):
                         raise EOFError
+                    if deadline is not None and time.monotonic() > deadline:
+                        self._process.kill()
+                        self._process.wait()
+                        self._failure = WorkerError(
+                            f"encoder for {self.camera} did not answer within {timeout_s:g} s and was stopped "
+                            "(a hung encoder; the episodes saved before are kept)")
+                        raise self._failure
                 got_id, kind, value = self._replies.recv()
             except EOFError:
                 self._failure = self._failure or self._died()
@@ -534,10 +553,11 @@ class EncoderWorker:
 class _Reply:
     """The answer to one request to an encoder process, read when asked for."""
 
-    def __init__(self, worker: EncoderWorker, request_id: int) -> None:
+    def __init__(self, worker: EncoderWorker, request_id: int, timeout_s: float) -> None:
         self._worker = worker
         self._id = request_id
+        self._timeout_s = timeout_s
 
     def result(self) -> Any:
-        return self._worker._wait(self._id)
+        return self._worker._wait(self._id, self._timeout_s)
 

@@ -119,6 +119,7 @@ class DatasetRecorder:
         data_files_size_in_mb: float = 100.0,
         chunks_size: int = 1000,
         batch_encoding_size: int = 1,
+        encoder_timeout_s: float = 30.0,
     ) -> DatasetRecorder:
         """Start a new dataset in `root` (a new or empty folder) and open one encoder per camera.
 
@@ -136,6 +137,8 @@ class DatasetRecorder:
                 or "block" (wait for the encoder; for offline conversion).
             video_files_size_in_mb, data_files_size_in_mb, chunks_size: File rollover limits.
             batch_encoding_size: Must be 1 with streaming encoding.
+            encoder_timeout_s: An encoder silent this long while finishing an episode is taken
+                as hung: it is stopped and save_episode() raises WorkerError.
 
         Raises:
             ConfigError: a setting is invalid (the message names it).
@@ -155,7 +158,7 @@ class DatasetRecorder:
             encoder_threads=encoder_threads, encoder_queue_maxsize=encoder_queue_maxsize,
             queue_full_policy=policy, video_files_size_in_mb=video_files_size_in_mb,
             data_files_size_in_mb=data_files_size_in_mb, chunks_size=chunks_size,
-            batch_encoding_size=batch_encoding_size,
+            batch_encoding_size=batch_encoding_size, encoder_timeout_s=encoder_timeout_s,
         )
         root = config.root
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
