@@ -411,3 +411,16 @@ def test_create_refuses_bad_settings_and_non_empty_roots(tmp_path):
     with pytest.raises(ValueError, match=r"batch_encoding_size = 2"):
         DatasetRecorder.create(tmp_path / "a", FPS, features(), batch_encoding_size=2)
     assert not (tmp_path / "a").exists()
+
+
+def test_an_encoder_that_cannot_open_fails_create_and_leaves_nothing(tmp_path):
+    # SVT-AV1 accepts this option name but refuses the value when it opens: the error must come
+    # from create(), and the folder must be left as it was so that the same command can be rerun.
+    refused = EncoderConfig(extra_options={"svtav1-params": "hierarchical-levels=1"})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WorkerError, match=r"encoder for observation.images.top failed: .*Invalid argument"):
+        DatasetRecorder.create(tmp_path / "empty", FPS, features(), camera_encoder=refused)
+    assert list((tmp_path / "empty").iterdir()) == []
+    with pytest.raises(WorkerError):
+        DatasetRecorder.create(tmp_path / "new", FPS, features(), camera_encoder=refused)
+    assert not (tmp_path / "new").exists()

@@ -481,12 +481,15 @@ class EncoderWorker:
 
     def close(self) -> _Reply | None:
         """Discard any open episode, close the current MP4 and end the process."""
-        if self._released or self.exitcode is not None:
+        if self._process is None or self._released or self.exitcode is not None:
             return None
         return self._request("close")
 
     def join(self, timeout_s: float | None = None) -> bool:
         """Wait for the process to end, then release the queue. True if it ended."""
+        if self._process is None:  # never started
+            self.queue.close()
+            return True
         try:
             self._process.wait(timeout_s)
         except subprocess.TimeoutExpired:

@@ -15,7 +15,7 @@ import numpy as np
 from ._config import EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
 from ._dataset import FileIndex, Layout, build_info, write_json_atomic
 from ._encoder import EncoderWorker, VideoEpisode, rebuild_video_file
-from ._errors import DatasetError, FrameError, StreamrecError, WorkerError
+from ._errors import ConfigError, DatasetError, FrameError, StreamrecError, WorkerError
 from ._stats import STAT_NAMES, Stats, aggregate, numeric_stats
 from ._tables import (
     EpisodeJournal,
@@ -148,8 +148,6 @@ class DatasetRecorder:
         try:
             policy = QueueFullPolicy(queue_full_policy)
         except ValueError:
-            from ._errors import ConfigError
-
             raise ConfigError(f"queue_full_policy = {queue_full_policy!r}: must be one of "
                               f"{[p.value for p in QueueFullPolicy]}") from None
         config = RecorderConfig(
@@ -163,14 +161,19 @@ class DatasetRecorder:
         root = config.root
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise DatasetError(f"{root} is not empty; DatasetRecorder.create needs a new or empty folder")
+        existed = root.exists()
         rec = cls(config)
         root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0))
         try:
+            write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0))
             rec._start_workers()
         except BaseException:
             rec._stop_workers()
-            shutil.rmtree(rec._layout.work, ignore_errors=True)
+            # Leave the folder as we found it, so that the same command can simply be run again.
+            for child in root.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if not existed:
+                root.rmdir()
             raise
         return rec
 
