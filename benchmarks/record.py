@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=2)
     ap.add_argument("--vcodec", default="libsvtav1")
     ap.add_argument("--preset", default=None)
+    ap.add_argument("--svtav1-params", default=None, help="extra svtav1-params, e.g. pred-struct=1")
     ap.add_argument("--encoder-threads", type=int, default=None)
     ap.add_argument("--queue", type=int, default=30)
     ap.add_argument("--keep", type=Path, default=None, help="record here and keep the dataset")
@@ -71,12 +72,13 @@ def main() -> None:
                                            "names": ["height", "width", "channels"]} for c in CAMERAS}
     features["observation.state"] = {"dtype": "float32", "shape": [14], "names": None}
     features["action"] = {"dtype": "float32", "shape": [14], "names": None}
+    extra = {"svtav1-params": args.svtav1_params} if args.svtav1_params else {}
     preset = None if args.preset is None else (int(args.preset) if args.preset.isdigit() else args.preset)
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-bench-"))
     root = args.keep or workdir / "ds"
 
     rec = DatasetRecorder.create(root, args.fps, features, robot_type="aloha",
-                                 camera_encoder=EncoderConfig(vcodec=args.vcodec, preset=preset),
+                                 camera_encoder=EncoderConfig(vcodec=args.vcodec, preset=preset, extra_options=extra),
                                  encoder_threads=args.encoder_threads, encoder_queue_maxsize=args.queue)
     period = 1.0 / args.fps
     per_episode = round(args.seconds * args.fps)
@@ -127,7 +129,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "euid": os.geteuid(), "cap_sys_nice": cap_sys_nice(),
                     "av": av.__version__},
         "workload": {"cameras": len(CAMERAS), "resolution": "640x480", "fps": args.fps, "episodes": args.episodes,
-                     "seconds": args.seconds, "vcodec": args.vcodec, "preset": preset,
+                     "seconds": args.seconds, "vcodec": args.vcodec, "preset": preset, "extra_options": extra,
                      "encoder_threads": args.encoder_threads, "encoder_queue_maxsize": args.queue},
         "add_frame_ms": {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3),
                          "max": round(float(a.max()), 2)},

@@ -1,13 +1,19 @@
-"""Camera sources of `streamrec record`: the synthetic pattern, footage replay, their configs."""
+"""Camera sources of `streamrec record`: the synthetic pattern, footage replay, OpenCV, their configs."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
+import shutil
+import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from utils import FOOTAGE
+from utils import FOOTAGE, read_id, write_id_video
 
 from streamrec import ConfigError
 from streamrec._sources import (
@@ -15,6 +21,7 @@ from streamrec._sources import (
     DigitLayout,
     FootageRobot,
     FootageSource,
+    OpenCVSource,
     SourceError,
     SyntheticCameraConfig,
     SyntheticSource,
@@ -23,6 +30,8 @@ from streamrec._sources import (
 )
 
 needs_footage = pytest.mark.skipif(not FOOTAGE.is_dir(), reason=f"footage clip not present at {FOOTAGE}")
+needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
+                               reason="OpenCV not installed (pip install 'streamrec[opencv]')")
 
 
 def read_number(image: np.ndarray, layout: DigitLayout) -> int:
@@ -91,8 +100,9 @@ def test_read_timed_stamps_wall_clock() -> None:
 def test_bad_input() -> None:
     with pytest.raises(ConfigError, match=r"cameras\.top\.widht: .*did you mean 'width'"):
         camera_config("top", {"widht": 640})
-    with pytest.raises(ConfigError, match=r"cameras\.top\.type = 'opencv': must be one of \['footage', 'synthetic'\]"):
-        camera_config("top", {"type": "opencv"})
+    with pytest.raises(ConfigError, match=r"cameras\.top\.type = 'usb': must be one of \['footage', 'opencv', "
+                       r"'synthetic'\]"):
+        camera_config("top", {"type": "usb"})
     with pytest.raises(ConfigError, match=r"cameras\.top: SyntheticCameraConfig\.width = 15: must be an even"):
         camera_config("top", {"width": 15})
     with pytest.raises(ConfigError, match=r"cameras\.top: .*'path'"):
@@ -134,3 +144,134 @@ def test_footage_replays_exact_frames_and_loops() -> None:
     missing = make_source("front", camera_config("front", {"type": "footage", "path": str(FOOTAGE)}))
     with pytest.raises(SourceError, match=r"camera 'front' \(footage\): .* has no camera 'front'; it has \['angle'"):
         missing.open()
+
+
+# -- opencv ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64 frames of 160x120 at 30 fps; frame i shows identity i."""
+    return write_id_video(tmp_path_factory.mktemp("opencv") / "clip.mp4")
+
+
+def open_opencv(name: str = "cam", **spec) -> OpenCVSource:
+    source = make_source(name, camera_config(name, {"type": "opencv", **spec}))
+    assert isinstance(source, OpenCVSource)
+    source.open()
+    return source
+
+
+def camera_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("streamrec-camera-")]
+
+
+def test_opencv_bad_input() -> None:
+    for spec, message in [
+        ({}, r"cameras\.c: .*'index_or_path'"),
+        ({"index_or_path": -1}, r"OpenCVCameraConfig\.index_or_path = -1: must be a device index >= 0"),
+        ({"index_or_path": True}, r"OpenCVCameraConfig\.index_or_path = True"),
+        ({"index_or_path": 0, "width": 641, "height": 480}, r"OpenCVCameraConfig\.width = 641: must be an even"),
+        ({"index_or_path": 0, "width": 640}, r"OpenCVCameraConfig\.width = 640, height = None: give both or neither"),
+        ({"index_or_path": 0, "fps": 0}, r"OpenCVCameraConfig\.fps = 0: must be a number > 0, or null"),
+        ({"index_or_path": 0, "warmup_s": -1}, r"OpenCVCameraConfig\.warmup_s = -1: must be a number of seconds"),
+        ({"index_or_path": 0, "stall_timeout_s": "1"}, r"OpenCVCameraConfig\.stall_timeout_s = '1'"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            camera_config("c", {"type": "opencv", **spec})
+
+
+@needs_cv2
+def test_opencv_plays_a_file_in_order_and_loops(clip: Path) -> None:
+    source = open_opencv(index_or_path=str(clip), fps=200)  # 64 frames loop every 0.32 s
+    assert source.shape == (120, 160, 3) and camera_threads() == ["streamrec-camera-cam"]
+    ids, latency_s, age_s = [], [], []
+    end = time.monotonic() + 0.8
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        image, captured_at = source.read_timed()
+        latency_s.append(time.perf_counter() - t0)
+        age_s.append(time.time() - captured_at)
+        assert image.shape == (120, 160, 3) and image.dtype == np.uint8
+        ids.append(read_id(image))
+        time.sleep(0.002)
+    steps = [(b - a) % 64 for a, b in zip(ids, ids[1:])]
+    assert all(s < 32 for s in steps), "frames went backwards"
+    assert sum(b < a for a, b in zip(ids, ids[1:])) >= 2, "the file did not loop"
+    source.close()
+    source.close()  # safe to repeat
+    assert camera_threads() == []
+    lat = np.percentile(latency_s, [50, 99]) * 1e6
+    age = np.percentile(age_s, [50, 99]) * 1e3
+    print(f"opencv read_timed: p50 {lat[0]:.1f} us, p99 {lat[1]:.1f} us; frame age p50 {age[0]:.1f} ms, "
+          f"p99 {age[1]:.1f} ms")
+
+
+@needs_cv2
+def test_opencv_image_stays_valid_until_the_next_read(clip: Path) -> None:
+    with open_opencv(index_or_path=str(clip), fps=200) as source:
+        first = source.read()
+        shown = read_id(first)
+        time.sleep(0.1)  # the thread publishes ~20 frames meanwhile, none into `first`
+        assert read_id(first) == shown
+        assert read_id(source.read()) != shown
+
+
+@needs_cv2
+def test_opencv_resizes_when_the_camera_cannot_deliver_the_size(clip: Path, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="streamrec"), \
+            open_opencv(index_or_path=str(clip), width=80, height=60) as source:
+        assert source.shape == (60, 80, 3) and source.read().shape == (60, 80, 3)
+    assert "delivers 160x120, not the configured 80x60; resizing" in caplog.text
+
+
+def read_until_error(source: OpenCVSource, timeout_s: float = 5.0) -> SourceError:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            source.read()
+        except SourceError as e:
+            return e
+        time.sleep(0.01)
+    pytest.fail(f"{source!r} kept returning frames for {timeout_s} s")
+
+
+@needs_cv2
+def test_opencv_stall_raises_with_the_last_error(clip: Path, tmp_path: Path) -> None:
+    # The file disappears while it plays: at its end it cannot be reopened and frames stop.
+    path = shutil.copy(clip, tmp_path / "gone.mp4")
+    source = open_opencv("wrist", index_or_path=str(path), fps=200, stall_timeout_s=0.3)
+    Path(path).unlink()
+    message = str(read_until_error(source))
+    assert message.startswith(f"camera 'wrist' (opencv): no new frame from file {path} for ")
+    assert f"(stall_timeout_s = 0.3); last error: could not reopen: {path} does not exist" in message
+    source.close()
+    assert camera_threads() == []
+
+
+@needs_cv2
+def test_opencv_stopped_thread_is_a_stall(clip: Path) -> None:
+    source = open_opencv(index_or_path=str(clip), stall_timeout_s=0.2)
+    source._stop.set()  # the reader thread ends, as if the camera went silent
+    time.sleep(0.3)
+    with pytest.raises(SourceError, match=r"camera 'cam' \(opencv\): no new frame from file .* last error: none"):
+        source.read_timed()
+    source.close()
+
+
+@needs_cv2
+def test_opencv_open_errors_name_the_camera(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.mp4"
+    with pytest.raises(SourceError, match=rf"camera 'top' \(opencv\): could not open: {missing} does not exist"):
+        open_opencv("top", index_or_path=str(missing))
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    with pytest.raises(SourceError, match=r"camera 'top' \(opencv\): could not open: OpenCV could not open file "):
+        open_opencv("top", index_or_path=str(tmp_path / "junk.mp4"))
+    assert camera_threads() == []
+
+
+def test_opencv_without_cv2_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` raises ImportError
+    with pytest.raises(SourceError, match=r"camera 'cam' \(opencv\): OpenCV is not installed .*"
+                                          r"pip install 'streamrec\[opencv\]'"):
+        open_opencv(index_or_path=0)

@@ -90,3 +90,15 @@ def frames_of_episode(root: Path, ep: dict, key: str, fps: int) -> list[np.ndarr
         assert t in by_pts, f"{path}: no frame at exactly {t} s for row {r} of episode {ep['episode_index']}"
         out.append(video.frames[by_pts[t]])
     return out
+
+
+def write_id_video(path: Path, frames: int = 64, height: int = 120, width: int = 160, fps: int = 30) -> Path:
+    """An H.264 MP4 whose frame i shows identity i (see id_frame): a stand-in camera for the opencv source."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(id_frame(i, height, width), format="rgb24")))
+        container.mux(stream.encode())
+    return path

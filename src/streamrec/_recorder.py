@@ -217,44 +217,49 @@ class DatasetRecorder:
             raise DatasetError("save_episode(): the open episode has no frames; call add_frame() first")
         t0 = time.perf_counter()
         n = self._frames
+        e = self._episode_index
         queue_stats = {}
-        futures = {}
+        replies = {}
         for name, worker in self._workers.items():
             queue_stats[name] = worker.queue.stats()
-            futures[name] = worker.end_episode(n, self._episode_index)
+            replies[name] = worker.end_episode(n, e)
             worker.queue.reset_stats()  # the capture thread is the only producer: safe here
-        videos: dict[str, VideoEpisode] = {}
-        try:
-            for name, future in futures.items():
-                videos[name] = future.result()
-        except BaseException as e:
-            self._failed = e
-            self._reset_episode()
-            raise WorkerError(f"save_episode(): episode {self._episode_index} was not saved; the "
-                              f"{self._episode_index} episode(s) saved before it are intact. {e}") from e
 
-        e = self._episode_index
+        # While the encoders finish their last frames, write this episode's rows. They count only
+        # once the metadata written after the videos lands (see EpisodeJournal).
+        tasks = dict(self._tasks)
         for task in self._episode_tasks:
-            self._tasks.setdefault(task, len(self._tasks))
-        task_idx = np.array([self._tasks[t] for t in self._task_of_row], np.int64)
+            tasks.setdefault(task, len(tasks))
+        task_idx = np.array([tasks[t] for t in self._task_of_row], np.int64)
         columns = {f.name: (self._values[f.name] if f.dtype == "string" else np.stack(self._values[f.name]))
                    for f in self._table_features}
         rows = episode_table(self._table_features, columns, episode_index=e,
                              first_index=self._total_frames, task_indices=task_idx, fps=self.config.fps)
-
-        if self._data_bytes and self._data_bytes + rows.nbytes > self.config.data_files_size_in_mb * 2**20:
-            self._data_at = self._data_at.next(self.config.chunks_size)
-            self._data_bytes = 0
-        self._data_bytes += rows.nbytes
-
         stats: dict[str, Stats] = {}
         for f in self._table_features:
             if f.dtype != "string":
                 stats[f.name] = numeric_stats(columns[f.name])
         for name in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
             stats[name] = numeric_stats(rows.column(name).to_numpy())
+        self._journal.write_rows(e, rows)
+
+        videos: dict[str, VideoEpisode] = {}
+        try:
+            for name, reply in replies.items():
+                videos[name] = reply.result()
+        except BaseException as error:
+            self._failed = error
+            self._journal.remove(e)
+            self._reset_episode()
+            raise WorkerError(f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it "
+                              f"are intact. {error}") from error
         for name, v in videos.items():
             stats[name] = v.stats
+
+        if self._data_bytes and self._data_bytes + rows.nbytes > self.config.data_files_size_in_mb * 2**20:
+            self._data_at = self._data_at.next(self.config.chunks_size)
+            self._data_bytes = 0
+        self._data_bytes += rows.nbytes
 
         fps = self.config.fps
         meta: dict[str, Any] = {
@@ -285,7 +290,8 @@ class DatasetRecorder:
         meta["meta/episodes/chunk_index"] = 0
         meta["meta/episodes/file_index"] = 0
 
-        self._journal.write(e, rows, meta)
+        self._journal.write_meta(e, meta)
+        self._tasks = tasks
         self._episode_index += 1
         self._total_frames += n
         report = EpisodeReport(episode_index=e, frames=n, duration_s=n / fps, tasks=tuple(self._episode_tasks),

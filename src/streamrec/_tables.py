@@ -92,18 +92,16 @@ class EpisodeJournal:
     def meta_path(self, episode_index: int) -> Path:
         return self.dir / f"episode-{episode_index:06d}.json"
 
-    def write(self, episode_index: int, rows: pa.Table, meta: dict[str, Any]) -> int:
-        """Write an episode durably (rows first, then the metadata that marks it complete).
-
-        Returns the size of the rows file, used to decide data file rollover.
-        """
+    def write_rows(self, episode_index: int, rows: pa.Table) -> None:
+        """Write an episode's rows durably. They are not an episode yet: `write_meta` makes them one."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        rows_path = self.rows_path(episode_index)
-        write_parquet_atomic(rows_path, rows)
+        write_parquet_atomic(self.rows_path(episode_index), rows)
+
+    def write_meta(self, episode_index: int, meta: dict[str, Any]) -> None:
+        """Write the metadata row that marks the episode complete (after its rows and videos)."""
         tmp = self.meta_path(episode_index).with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta))
         _fsync_replace(tmp, self.meta_path(episode_index))
-        return rows_path.stat().st_size
 
     def episodes(self) -> list[int]:
         """Indices of complete journaled episodes, in order."""

@@ -708,7 +708,7 @@ class _Checker:
         for ep in self.episodes:
             for k, v in ep.videos.items():
                 referenced.setdefault(v.file, []).append((ep, k))
-        on_disk = {self.rel(p) for k in self.cameras for p in self.root.glob(f"videos/{_glob_escape(k)}/*/*.mp4")}
+        on_disk = {self.rel(p) for k in self.cameras for p in self.root.glob(f"videos/{glob_escape(k)}/*/*.mp4")}
         for name in sorted(on_disk - set(referenced)):
             self.warning("video_file_unreferenced", f"{name} is not referenced by any episode", file=name)
         present = []
@@ -751,11 +751,7 @@ class _Checker:
                        f"info.json gives {camera} shape {shape} (height, width, channels)", **where)
         stated = (spec.get("info") or {}).get("video.codec")
         if isinstance(stated, str) and video.codec_id is not None:
-            try:
-                stated_id = av.codec.Codec(stated, "r").id
-            except (ValueError, av.FFmpegError):
-                stated_id = None
-            if stated_id != video.codec_id:
+            if codec_id(stated) != video.codec_id:
                 self.warning("video_codec", f"{video.path} is {video.codec_name}, but info.json says "
                              f"video.codec = {stated!r}", **where)
         if video.missing_pts:
@@ -933,7 +929,18 @@ def _short_list(items: Iterable[Any], limit: int = 8) -> str:
     return text + (f", … ({len(items)} in all)" if len(items) > limit else "")
 
 
-def _glob_escape(name: str) -> str:
+def codec_id(name: str) -> int | None:
+    """FFmpeg's id of a codec as info.json names it (`h264`, `av1`); None when FFmpeg has no decoder of that name.
+
+    Decoders differ from the stream's codec name (`libdav1d` decodes `av1`), so streams are compared by id.
+    """
+    try:
+        return av.codec.Codec(name, "r").id
+    except (ValueError, av.FFmpegError):
+        return None
+
+
+def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 

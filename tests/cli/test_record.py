@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import importlib.util
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from utils import FOOTAGE, episodes
+from utils import FOOTAGE, episodes, frames_of_episode, read_id, write_id_video
 
 from streamrec import EncoderConfig, QueueFullPolicy
 from streamrec.cli import _flags
@@ -131,6 +132,7 @@ def test_help_lists_every_flag_with_type_default_and_help(capsys: pytest.Capture
     assert "--dataset.camera_encoder.vcodec  (str; default: libsvtav1)" in out
     assert "Encoder: `libsvtav1` (alias `av1`)" in out  # EncoderConfig's own attribute docstring
     assert "--dataset.root  (str; required)" in out and "footage:" in out and "max_frames" in out
+    assert "opencv:" in out and "index_or_path  (int|str; required)" in out and "stall_timeout_s" in out
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -237,3 +239,28 @@ def test_sigint_finalizes(tmp_path: Path, save_partial: bool) -> None:
         assert len(lengths) == 1 and lengths[0] >= 2 * FPS - 3
         assert "episode 2/3: stopped after" in out and "discarded" in out
     assert verify(root).returncode == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="OpenCV not installed "
+                    "(pip install 'streamrec[opencv]')")
+def test_records_a_video_file_through_opencv(tmp_path: Path) -> None:
+    clip = write_id_video(tmp_path / "clip.mp4", frames=64, height=120, width=160, fps=FPS)
+    root = tmp_path / "ds"
+    result = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=1", "--dataset.episode_time_s=1",
+                     f"--cameras={{cam: {{type: opencv, index_or_path: '{clip}'}}}}", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert "cam 160x120 opencv" in result.stdout
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["features"]["observation.images.cam"]["shape"] == [120, 160, 3]  # the file's size
+    ep = episodes(root)[0]
+    ids = [read_id(f) for f in frames_of_episode(root, ep, "observation.images.cam", FPS)]
+    assert len(set(ids)) > FPS // 2  # the clip plays; a frame may repeat when the loop and the file beat
+    checked = verify(root)
+    assert checked.returncode == 0, checked.stdout
+
+    missing = run_cli(f"--dataset.root={tmp_path / 'none'}", "--dataset.num_episodes=1",
+                      f"--cameras={{wrist: {{type: opencv, index_or_path: '{tmp_path / 'nope.mp4'}'}}}}", *QUICK)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"streamrec record: camera 'wrist' (opencv): could not open: "
+                                     f"{tmp_path / 'nope.mp4'} does not exist")
+    assert "Traceback" not in missing.stderr and not (tmp_path / "none").exists()
