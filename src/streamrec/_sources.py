@@ -2,8 +2,8 @@
 
 A camera source is opened once, then read once per tick by the capture loop; `read()` returns
 an (H, W, 3) uint8 RGB image. Like a camera driver, a source may reuse its buffer: the image is
-valid until the next `read()` (the recorder copies what it queues). New kinds of camera (OpenCV,
-a simulator) slot in by adding a config dataclass and a `CameraSource` subclass to
+valid until the next `read()` (the recorder copies what it queues). New kinds of camera (a
+simulator) slot in by adding a config dataclass and a `CameraSource` subclass to
 `CAMERA_TYPES`.
 
 Built so far:

@@ -372,6 +372,18 @@ class _Checker:
 
     # -- the checks, in order -------------------------------------------------------------------
 
+    def read_tables(self) -> bool:
+        """Only read info.json, tasks, episodes and data rows (for `info`), collecting what is wrong
+        with them as findings; False when `root` is not a dataset."""
+        if not self._load_info():
+            return False
+        self.is_dataset = True
+        self._check_info()
+        self._load_tasks()
+        self._load_episodes()
+        self._load_rows()
+        return True
+
     def run(self) -> None:
         if not self._load_info():
             return
@@ -750,10 +762,9 @@ class _Checker:
             self.error("video_shape", f"{video.path} is {video.width}x{video.height} (width x height), but "
                        f"info.json gives {camera} shape {shape} (height, width, channels)", **where)
         stated = (spec.get("info") or {}).get("video.codec")
-        if isinstance(stated, str) and video.codec_id is not None:
-            if codec_id(stated) != video.codec_id:
-                self.warning("video_codec", f"{video.path} is {video.codec_name}, but info.json says "
-                             f"video.codec = {stated!r}", **where)
+        if isinstance(stated, str) and video.codec_id is not None and codec_id(stated) != video.codec_id:
+            self.warning("video_codec", f"{video.path} is {video.codec_name}, but info.json says "
+                         f"video.codec = {stated!r}", **where)
         if video.missing_pts:
             self.error("pts_off_grid", f"{video.path}: {video.missing_pts} decoded frame(s) have no pts; the "
                        "loader cannot place them", **where)

@@ -1,0 +1,78 @@
+"""`streamrec info DATASET [--json]`: a thin wrapper around `info()`.
+
+Exit codes: 0 done, 2 not a dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from streamrec import DatasetError
+from streamrec._info import DatasetInfo, info
+
+_MB = 2**20
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "info", help="summarize a dataset: episodes, frames, cameras (codec, size, drops), tasks",
+        description="Summarize a LeRobot v3.0 dataset from its tables and video headers (no video is decoded; "
+                    "`streamrec verify` checks it). Exit code 0: done; 2: not a dataset.")
+    parser.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder (the one holding meta/)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        summary = info(args.dataset)
+    except DatasetError as e:
+        print(f"streamrec info: not a dataset: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(summary.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render(summary, Console(highlight=False))
+    return 0
+
+
+def render(summary: DatasetInfo, console: Console) -> None:
+    """The cameras table, the totals, the tasks table and any notes."""
+    cameras = Table(title=f"streamrec info {summary.root}", title_justify="left")
+    for column in ("Camera", "Codec", "Resolution", "FPS", "Files", "Total MB", "MB/min", "Dropped"):
+        cameras.add_column(column, justify="left" if column in ("Camera", "Codec") else "right")
+    for c in summary.cameras:
+        cameras.add_row(c.name, c.codec or "?", f"{c.width}x{c.height}", _text(c.fps), str(c.files),
+                        f"{c.size_bytes / _MB:.2f}", "-" if c.mb_per_minute is None else f"{c.mb_per_minute:.1f}",
+                        Text(_text(c.dropped_frames), "yellow" if c.dropped_frames else ""))
+    console.print(cameras)
+    duration = "-" if summary.duration_s is None else _duration(summary.duration_s)
+    console.print(f"Episodes: {summary.episodes}   Frames: {summary.frames}   Duration: {duration}   "
+                  f"FPS: {_text(summary.fps)}   Dropped: {summary.dropped_frames}   "
+                  f"Size on disk: {summary.size_bytes / _MB:.2f} MB")
+    if summary.tasks:
+        tasks = Table(box=None, padding=(0, 2), show_edge=False)
+        for column in ("Task", "Episodes", "Frames"):
+            tasks.add_column(column, justify="left" if column == "Task" else "right")
+        for t in summary.tasks:
+            tasks.add_row(t.task, str(t.episodes), _text(t.frames))
+        console.print(tasks)
+    for note in summary.notes:
+        console.print(Text(f"note: {note}", "yellow"))
+
+
+def _text(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{seconds:.1f} s" if not minutes else f"{int(minutes)} min {rest:.0f} s"
