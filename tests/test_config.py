@@ -35,6 +35,6 @@ def test_bad_encoder_settings_name_the_field(kwargs, message):
 def test_codec_options():
     opts = EncoderConfig(crf=28, fast_decode=1, extra_options={"svtav1-params": "tune=0"}).codec_options(2)
     assert opts["crf"] == "28" and opts["preset"] == "12"
-    assert opts["svtav1-params"] == "hierarchical-levels=2:lookahead=0:fast-decode=1:lp=2:tune=0"
+    assert opts["svtav1-params"] == "pred-struct=1:fast-decode=1:lp=2:tune=0"
     h = EncoderConfig(vcodec="h264", preset="ultrafast", fast_decode=1).codec_options(3)
     assert h == {"crf": "30", "preset": "ultrafast", "tune": "fastdecode", "threads": "3"}

@@ -150,10 +150,11 @@ class EncoderConfig:
         if self.effective_preset is not None:
             opts["preset"] = str(self.effective_preset)
         if self.encoder == "libsvtav1":
-            # hierarchical-levels=2 and lookahead=0 bound the frames SVT-AV1 holds back to ~12,
-            # so flushing at the end of an episode takes tens of ms instead of ~50 frames' work.
-            # With a short keyframe interval (g=2 by default) they change nothing in the output.
-            params = ["hierarchical-levels=2", "lookahead=0", f"fast-decode={self.fast_decode}"]
+            # Low-delay prediction (pred-struct=1): every frame is coded in display order. SVT-AV1's
+            # default random-access structure sometimes emits a later frame first when several
+            # frames wait in the encoder, and rows and frames are 1:1 only if frame k is packet k.
+            # It also means no frames are held back, so an episode ends without a flush wait.
+            params = ["pred-struct=1", f"fast-decode={self.fast_decode}"]
             if encoder_threads is not None:
                 params.append(f"lp={encoder_threads}")
             opts["svtav1-params"] = ":".join(params)
