@@ -3,17 +3,20 @@
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, FrameError, StreamrecError, WorkerError
 from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
+from ._info import CameraInfo, DatasetInfo, TaskInfo, info
 from ._sources import CameraSource, SourceError
 from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CameraInfo",
     "CameraReport",
     "CameraSource",
     "CameraStatus",
     "ConfigError",
     "DatasetError",
+    "DatasetInfo",
     "DatasetRecorder",
     "EncoderConfig",
     "EpisodeCameraCheck",
@@ -24,8 +27,10 @@ __all__ = [
     "Severity",
     "SourceError",
     "StreamrecError",
+    "TaskInfo",
     "VerifyReport",
     "WorkerError",
     "__version__",
+    "info",
     "verify",
 ]

@@ -14,8 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from streamrec import DatasetError
-from streamrec._info import DatasetInfo, info
+from streamrec import DatasetError, DatasetInfo, info
 
 _MB = 2**20
 
