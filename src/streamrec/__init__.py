@@ -2,8 +2,8 @@
 
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, FrameError, StreamrecError, WorkerError
-from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
 from ._info import CameraInfo, DatasetInfo, TaskInfo, info
+from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
 from ._sources import CameraSource, SourceError
 from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
 
