@@ -11,13 +11,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# Two short episodes from three built-in synthetic cameras, then the health check.
+# Two short episodes from three built-in synthetic cameras (320x240, so that a 2-core machine
+# encodes them with room to spare), then the health check.
 demo: $(VENV)/.installed
 	rm -rf datasets/demo
 	$(BIN)/streamrec record --dataset.root=datasets/demo --dataset.fps=30 \
 	  --dataset.num_episodes=2 --dataset.episode_time_s=5 --dataset.reset_time_s=1 \
 	  --dataset.single_task="demo: synthetic cameras" \
-	  --cameras='{top: {type: synthetic}, wrist: {type: synthetic}, side: {type: synthetic}}'
+	  --cameras='{top: {type: synthetic, width: 320, height: 240}, wrist: {type: synthetic, width: 320, height: 240}, side: {type: synthetic, width: 320, height: 240}}'
 	$(BIN)/streamrec verify datasets/demo
 
 test: $(VENV)/.installed

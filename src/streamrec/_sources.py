@@ -291,19 +291,22 @@ SEGMENTS_OF_DIGIT = ("abcdef", "bc", "abdeg", "abcdg", "bcfg", "acdfg", "acdefg"
 
 
 class SyntheticSource(CameraSource):
-    """A moving test pattern: a wide textured background scrolls sideways, a few noise variants
-    alternate, and the frame number (since open) is drawn as large seven-segment digits.
+    """A test scene that costs an encoder about what a robot camera does: a static textured
+    background with sensor-like noise, a textured object sweeping across it, and the frame
+    number (since open) drawn as large seven-segment digits.
 
-    Everything expensive happens once in `open()`; a read is one slice copy plus a few dozen
-    small rectangle fills, well under a millisecond at 640x480.
+    Everything expensive happens once in `open()`; a read is one frame copy, one small patch
+    copy and a few dozen rectangle fills, well under a millisecond at 640x480.
     """
 
-    _PERIOD_PX = 256
-    """The background repeats every this many columns, so the scroll offset wraps without a seam."""
-    _SPEED_PX = 3
-    """Columns the pattern moves per frame."""
     _VARIANTS = 4
     """Noise variants of the background; consecutive frames use different ones."""
+    _NOISE_SIGMA = 2.0
+    """Standard deviation of the per-pixel noise, in 8-bit levels (a camera in good light)."""
+    _OBJECT_FRACTION = 0.25
+    """Side of the moving object as a fraction of the frame height."""
+    _PERIOD_FRAMES = 150
+    """Frames for the object to sweep back and forth once (5 s at 30 fps)."""
 
     config: SyntheticCameraConfig
 
@@ -317,18 +320,19 @@ class SyntheticSource(CameraSource):
         if seed is None:
             seed = sum(ord(c) * 31**i for i, c in enumerate(self.name)) % 2**32
         rng = np.random.default_rng(seed)
-        period = self._PERIOD_PX
-        x = np.arange(w + period, dtype=np.float32)[None, :, None]
+        x = np.arange(w, dtype=np.float32)[None, :, None]
         y = np.arange(h, dtype=np.float32)[:, None, None]
         phase = rng.uniform(0, 2 * math.pi, 3).astype(np.float32)
-        # Integer cycles per period keep the texture periodic in x; blocks add edges to encode.
-        waves = 70 * np.sin(2 * math.pi * 3 * x / period + phase) + 40 * np.cos(2 * math.pi * y / h * 2 + phase)
-        blocks = rng.integers(-40, 41, (h // 16 + 1, period // 16, 3)).astype(np.float32)
-        blocks = np.repeat(np.repeat(blocks, 16, axis=0), 16, axis=1)[:h]
-        blocks = np.concatenate([blocks] * (w // period + 2), axis=1)[:, : w + period]
+        # Smooth shading plus 16-pixel blocks: edges and texture like a table and a wall.
+        waves = 50 * np.sin(2 * math.pi * 2 * x / w + phase) + 30 * np.cos(2 * math.pi * 2 * y / h + phase)
+        blocks = rng.integers(-20, 21, (h // 16 + 1, w // 16 + 1, 3)).astype(np.float32)
+        blocks = np.repeat(np.repeat(blocks, 16, axis=0), 16, axis=1)[:h, :w]
         base = 128 + waves + blocks
-        self._backgrounds = [np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+        self._backgrounds = [np.clip(base + rng.normal(0, self._NOISE_SIGMA, base.shape), 0, 255).astype(np.uint8)
                              for _ in range(self._VARIANTS)]
+        side = max(8, int(h * self._OBJECT_FRACTION)) // 2 * 2
+        checker = (np.indices((side, side)).sum(axis=0) // 8 % 2)[..., None]
+        self._object = np.where(checker, rng.integers(150, 256, 3), rng.integers(0, 100, 3)).astype(np.uint8)
         self._out = np.empty((h, w, 3), np.uint8)
         self._layout = DigitLayout.for_shape(h, w)
         self._count = 0
@@ -336,9 +340,14 @@ class SyntheticSource(CameraSource):
     def read(self) -> np.ndarray:
         i = self._count
         self._count += 1
-        offset = (i * self._SPEED_PX) % self._PERIOD_PX
-        background = self._backgrounds[i % self._VARIANTS]
-        np.copyto(self._out, background[:, offset: offset + self.config.width])
+        h, w = self.config.height, self.config.width
+        np.copyto(self._out, self._backgrounds[i % self._VARIANTS])
+        side = self._object.shape[0]
+        # Back and forth along the lower half, bobbing a little: like an arm reaching.
+        t = 2 * math.pi * i / self._PERIOD_FRAMES
+        x0 = int((w - side) * (0.5 - 0.5 * math.cos(t)))
+        y0 = int((h - side) * (0.7 + 0.2 * math.sin(2 * t)))
+        self._out[y0: y0 + side, x0: x0 + side] = self._object
         draw_number(self._out, i, self._layout)
         return self._out
 
