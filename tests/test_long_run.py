@@ -32,6 +32,9 @@ def test_sixty_fast_fed_episodes_stay_exact_and_flat(tmp_path):
                           sum(c.num_fds() for c in children), max(c.memory_info().rss for c in children))
     rec.finalize()
     (fds10, threads10, child_fds10, rss10), (fds60, threads60, child_fds60, rss60) = samples[9], samples[59]
-    assert (fds60, threads60, child_fds60) == (fds10, threads10, child_fds10)
+    assert (fds60, threads60) == (fds10, threads10)
+    # An encoder may or may not have opened its next episode's spool when we look: one file
+    # either way per camera. A leak of one per episode would show as 100 here.
+    assert child_fds60 <= child_fds10 + 2, f"encoder processes hold {child_fds60 - child_fds10} more descriptors"
     assert rss60 - rss10 < 20 * 2**20, f"an encoder process grew by {(rss60 - rss10) / 2**20:.0f} MB in 50 episodes"
     check_identity(tmp_path / "ds", lengths)
