@@ -1,7 +1,7 @@
 """One camera's encoder process: frames in from its queue, episodes out into the camera's MP4s.
 
-Each camera is encoded in its own process (`streamrec-encoder-<camera>`), fed through shared
-memory (see `_queue`). A process rather than a thread because the encoder then shares no
+Each camera is encoded in its own process (`sr-<camera>` in `ps`), fed through shared memory
+(see `_queue`). A process rather than a thread because the encoder then shares no
 interpreter lock with the capture loop, and because it can drop the right to real-time
 priority for itself and every codec thread it starts; see ARCHITECTURE.md for the figures.
 
@@ -58,8 +58,6 @@ class VideoEpisode:
     """Index of the episode's first frame inside the MP4 file."""
     frames: int
     """Video frames written: always the episode's row count."""
-    repeated: int
-    """Slots filled with the previous frame because their own frame was dropped at the queue."""
     stats: Stats
     bytes: int
     flush_s: float
@@ -192,7 +190,6 @@ class _CameraEncoder:
         self._codec: av.CodecContext | None = None
         self._spool: _PacketSpool | None = None
         self._next_slot = 0
-        self._repeated = 0
         self._last_frame: av.VideoFrame | None = None
         self._sampler = ImageStatsSampler(spec.fps // 10)
 
@@ -212,7 +209,6 @@ class _CameraEncoder:
         self._codec = codec
         self._spool = _PacketSpool(self._spool_dir / "open.bin")
         self._next_slot = 0
-        self._repeated = 0
         self._last_frame = None
         self._sampler = ImageStatsSampler(spec.fps // 10)
 
@@ -223,8 +219,7 @@ class _CameraEncoder:
         # frame (or this one, if the episode's first frames were dropped) so that video frame k
         # always belongs to table row k.
         while self._next_slot < slot:
-            self._encode(self._last_frame or frame)
-            self._repeated += 1
+            self._encode(frame if self._last_frame is None else self._last_frame)
         self._encode(frame)
         self._last_frame = frame
 
@@ -239,7 +234,6 @@ class _CameraEncoder:
         t0 = time.perf_counter()
         while self._next_slot < frames:  # the last frames were dropped
             self._encode(self._last_frame)
-            self._repeated += 1
         self._spool.write(self._codec.encode(None))
         t1 = time.perf_counter()
         self._codec = None
@@ -258,7 +252,7 @@ class _CameraEncoder:
         self._kept_spools.append(spool.path)
         self._spool = None
         return VideoEpisode(camera=self._spec.camera, file=self._file.at, from_frame=start, frames=frames,
-                            repeated=self._repeated, stats=self._sampler.stats(), bytes=spool.bytes,
+                            stats=self._sampler.stats(), bytes=spool.bytes,
                             flush_s=t1 - t0, append_s=time.perf_counter() - t1)
 
     def abort_episode(self) -> None:

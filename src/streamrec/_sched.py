@@ -3,8 +3,8 @@
 SVT-AV1 asks for SCHED_FIFO priority 99 for its worker threads whenever the process may (root,
 or CAP_SYS_NICE). On a small robot computer that lets the encoder pre-empt the capture loop for
 hundreds of milliseconds. Linux keeps capabilities, nice values and scheduling policy per thread,
-and a new thread inherits them from the thread that creates it. So an encoder worker thread calls
-`demote_current_thread()` before it opens its codec: every thread the codec library spawns from
+and a new thread inherits them from the thread that creates it. So each encoder process calls
+`demote_current_thread()` before it opens a codec: every thread the codec library spawns from
 then on is born without CAP_SYS_NICE (its request for real-time priority fails harmlessly),
 niced and SCHED_BATCH. The capture thread keeps its own priority.
 """
