@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from utils import FOOTAGE, decode, episodes, frames_of_episode, id_frame, read_id
 
-from streamrec import DatasetError, DatasetRecorder, EncoderConfig, FrameError, WorkerError
+from streamrec import DatasetError, DatasetRecorder, EncoderConfig, FrameError, WorkerError, verify
 from streamrec._sched import realtime_threads, thread_scheds
 
 FPS = 30
@@ -280,7 +280,7 @@ def test_an_error_inside_with_keeps_saved_episodes(tmp_path):
     assert json.loads((tmp_path / "ds/meta/info.json").read_text())["total_frames"] == 8
 
 
-def test_encoder_crash_surfaces_and_saved_episodes_survive(tmp_path):
+def test_a_crashed_encoder_is_replaced_and_recording_goes_on(tmp_path):
     rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block")
     for i in range(10):
         rec.add_frame(frame_for(i, 0, i))
@@ -289,18 +289,23 @@ def test_encoder_crash_surfaces_and_saved_episodes_survive(tmp_path):
         rec.add_frame(frame_for(i, 0, i))
     # The wrist camera's encoder dies mid-episode (an OOM kill, a codec crash).
     os.kill(rec._workers[CAMS[1]].pid, signal.SIGKILL)
-    with pytest.raises(WorkerError, match=r"encoder process for observation.images.wrist ended unexpectedly "
-                                          r"\(exit code -9\)"):
+    with pytest.raises(WorkerError, match=r"the open episode \(\d+ frames\) was discarded. encoder process for "
+                                          r"observation.images.wrist ended unexpectedly \(exit code -9\); a new "
+                                          r"encoder process took over"):
         for i in range(15, 400):
             rec.add_frame(frame_for(i, 0, i))
             time.sleep(0.005)
-    with pytest.raises(WorkerError):
-        rec.save_episode()
-    rec.finalize()  # rebuilds the wrist camera's unclosed MP4 from the spools kept for it
-    check_identity(tmp_path / "ds", [10])
+    assert rec.episode_frames == 0
+    for i in range(10, 22):  # the episode again
+        rec.add_frame(frame_for(i, 0, i))
+    rec.save_episode()
+    rec.finalize()
+    check_identity(tmp_path / "ds", [10, 12])
+    report = verify(tmp_path / "ds")
+    assert report.healthy, report.to_dict()["findings"]
 
 
-def test_a_hung_encoder_is_stopped_and_saved_episodes_survive(tmp_path):
+def test_a_hung_encoder_is_stopped_replaced_and_saved_episodes_survive(tmp_path):
     rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block",
                                  encoder_timeout_s=2)
     for i in range(10):
@@ -311,12 +316,18 @@ def test_a_hung_encoder_is_stopped_and_saved_episodes_survive(tmp_path):
     wrist = rec._workers[CAMS[1]]
     os.kill(wrist.pid, signal.SIGSTOP)  # alive but silent, like an encoder deadlocked in its flush
     t0 = time.monotonic()
-    with pytest.raises(WorkerError, match=r"encoder for observation.images.wrist did not answer within 2 s"):
+    with pytest.raises(WorkerError, match=r"episode 1 was not saved; .*encoder for observation.images.wrist did "
+                                          r"not answer within 2 s.*a new encoder process took over"):
         rec.save_episode()
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 15
     assert wrist.exitcode == -signal.SIGKILL
+    for i in range(10, 22):
+        rec.add_frame(frame_for(i, 0, i))
+    assert rec.save_episode().episode_index == 1
     rec.finalize()
-    check_identity(tmp_path / "ds", [10])
+    check_identity(tmp_path / "ds", [10, 12])
+    report = verify(tmp_path / "ds")
+    assert report.healthy, report.to_dict()["findings"]
 
 
 def test_encoder_error_reaches_the_caller_with_its_traceback(tmp_path):

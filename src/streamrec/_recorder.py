@@ -100,6 +100,7 @@ class DatasetRecorder:
         self._data_bytes = 0
         self._finalized = False
         self._failed: BaseException | None = None
+        self._restarts: dict[str, int] = {}
         self._reset_episode()
 
     @classmethod
@@ -248,11 +249,10 @@ class DatasetRecorder:
             for name, reply in replies.items():
                 videos[name] = reply.result()
         except BaseException as error:
-            self._failed = error
             self._journal.remove(e)
             self._reset_episode()
-            raise WorkerError(f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it "
-                              f"are intact. {error}") from error
+            lost = f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it are intact. "
+            raise self._recover_or_fail(error, lost) from error
         for name, v in videos.items():
             stats[name] = v.stats
 
@@ -409,8 +409,9 @@ class DatasetRecorder:
             try:
                 w.raise_if_failed()
             except WorkerError as e:
-                self._failed = e
-                raise
+                lost = f"the open episode ({self._frames} frames) was discarded. " if self._frames else ""
+                self._reset_episode()
+                raise self._recover_or_fail(e, lost) from e
 
     def _validate(self, frame: Mapping[str, Any]) -> dict[str, Any]:
         """Check every key and value of a frame; return the values converted, or raise FrameError."""
@@ -430,24 +431,72 @@ class DatasetRecorder:
             out[f.name] = _check_value(f, frame[f.name])
         return out
 
-    def _rebuild_orphaned_videos(self) -> None:
-        """An encoder process that died could not close its MP4: rebuild that file from the
-        spools kept for it, so the episodes saved before the crash stay readable."""
-        dead = [name for name, w in self._workers.items() if w.exitcode not in (0, None)]
-        if not dead:
-            return
-        metas = [self._journal.read_meta(e) for e in self._journal.episodes()]
+    _MAX_RESTARTS = 3
+    """Encoder processes started to replace dead ones, per camera, before the recorder gives up."""
+
+    def _recover_or_fail(self, error: BaseException, lost: str) -> WorkerError:
+        """Handle a failed encoder; returns the WorkerError for the caller to raise.
+
+        An encoder process that died or hung (and was stopped) is replaced: its open MP4 is
+        rebuilt from its spools, the other cameras drop the open episode, and a new process
+        carries on with the next file, so recording can go on. An encoder that is alive but
+        reported an error (bad settings, a file it cannot write) would fail again: the recorder
+        then refuses further frames, and finalize() keeps what was saved.
+        """
+        dead = [name for name, w in self._workers.items() if w.exitcode is not None]
+        restartable = dead and all(self._restarts.get(name, 0) < self._MAX_RESTARTS for name in dead) and not any(
+            w.exitcode is None and w.queue.consumer_failed for w in self._workers.values())
+        if not restartable:
+            self._failed = error
+            return WorkerError(f"{lost}{error}; call finalize() to close the dataset with the episodes saved so far")
+        for name, w in self._workers.items():
+            if name not in dead:
+                w.discard_episode().result()
+                w.queue.reset_stats()
         for name in dead:
-            if not metas:
-                continue
+            start_at = self._rebuild_open_video(name)
+            self._workers[name].join(0)
+            worker = EncoderWorker(self._feature(name), self.config, self._layout, start_at)
+            self._workers[name] = worker
+            worker.start()
+            worker.wait_ready()
+            self._restarts[name] = self._restarts.get(name, 0) + 1
+            log.warning("encoder for %s was replaced by a new process (restart %d of %d)", name,
+                        self._restarts[name], self._MAX_RESTARTS)
+        return WorkerError(f"{lost}{error}; a new encoder process took over, recording can go on")
+
+    def _feature(self, name: str) -> Feature:
+        return next(f for f in self._video_features if f.name == name)
+
+    def _rebuild_open_video(self, name: str) -> FileIndex:
+        """Rebuild the MP4 a dead encoder had open from the spools of its saved episodes.
+
+        Returns the file index a new encoder for this camera should start at.
+        """
+        metas = [self._journal.read_meta(e) for e in self._journal.episodes()]
+        spools = self._layout.work / "spool" / name
+        if not metas:
+            at = FileIndex()
+        else:
             at = FileIndex(metas[-1][f"videos/{name}/chunk_index"], metas[-1][f"videos/{name}/file_index"])
             episodes = [m["episode_index"] for m in metas
                         if FileIndex(m[f"videos/{name}/chunk_index"], m[f"videos/{name}/file_index"]) == at]
-            feature = next(f for f in self._video_features if f.name == name)
-            log.warning("encoder for %s died; rebuilding %s from the spools of episodes %s", name,
-                        self._layout.video(name, at), episodes)
-            rebuild_video_file(self.root, name, at, episodes, self.config.camera_encoder.stream_codec,
-                               self.config.fps, feature.shape[1], feature.shape[0])
+            # Spools exist only for a file that was never closed.
+            if all((spools / f"episode-{e:06d}.bin").exists() for e in episodes):
+                log.warning("encoder for %s died; rebuilding %s from the spools of episodes %s", name,
+                            self._layout.video(name, at), episodes)
+                feature = self._feature(name)
+                rebuild_video_file(self.root, name, at, episodes, self.config.camera_encoder.stream_codec,
+                                   self.config.fps, feature.shape[1], feature.shape[0])
+            at = at.next(self.config.chunks_size)
+        shutil.rmtree(spools, ignore_errors=True)
+        return at
+
+    def _rebuild_orphaned_videos(self) -> None:
+        """At finalize: an encoder process that died could not close its MP4; rebuild it."""
+        for name, w in self._workers.items():
+            if w.exitcode not in (0, None):
+                self._rebuild_open_video(name)
 
     def _write_meta(self) -> None:
         """Assemble journals into the v3.0 files; info.json last, so it only ever describes
