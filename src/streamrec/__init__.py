@@ -1,7 +1,7 @@
 """streamrec: record multi-camera robot datasets (LeRobot v3.0) with streaming video encoding."""
 
 from ._config import EncoderConfig, QueueFullPolicy
-from ._errors import ConfigError, DatasetError, FrameError, StreamrecError, WorkerError
+from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._info import CameraInfo, DatasetInfo, TaskInfo, info
 from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
 from ._sources import CameraSource, SourceError
@@ -19,6 +19,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetRecorder",
     "EncoderConfig",
+    "EncoderRestarted",
     "EpisodeCameraCheck",
     "EpisodeReport",
     "Finding",

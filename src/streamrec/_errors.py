@@ -27,3 +27,11 @@ class WorkerError(StreamrecError, RuntimeError):
 
 class DatasetError(StreamrecError, RuntimeError):
     """The dataset on disk is not in a state this operation accepts (e.g. not empty, not ours)."""
+
+
+class EncoderRestarted(WorkerError):
+    """An encoder process died or hung and a new one took over.
+
+    The episode in progress was lost (saved episodes are intact); the recorder is usable:
+    record the episode again.
+    """

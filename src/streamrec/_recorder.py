@@ -15,7 +15,7 @@ import numpy as np
 from ._config import EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
 from ._dataset import FileIndex, Layout, build_info, write_json_atomic
 from ._encoder import EncoderWorker, VideoEpisode, rebuild_video_file
-from ._errors import ConfigError, DatasetError, FrameError, StreamrecError, WorkerError
+from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._stats import STAT_NAMES, Stats, aggregate, numeric_stats
 from ._tables import (
     EpisodeJournal,
@@ -435,7 +435,8 @@ class DatasetRecorder:
     """Encoder processes started to replace dead ones, per camera, before the recorder gives up."""
 
     def _recover_or_fail(self, error: BaseException, lost: str) -> WorkerError:
-        """Handle a failed encoder; returns the WorkerError for the caller to raise.
+        """Handle a failed encoder; returns the error for the caller to raise (EncoderRestarted
+        when recording can go on).
 
         An encoder process that died or hung (and was stopped) is replaced: its open MP4 is
         rebuilt from its spools, the other cameras drop the open episode, and a new process
@@ -463,7 +464,7 @@ class DatasetRecorder:
             self._restarts[name] = self._restarts.get(name, 0) + 1
             log.warning("encoder for %s was replaced by a new process (restart %d of %d)", name,
                         self._restarts[name], self._MAX_RESTARTS)
-        return WorkerError(f"{lost}{error}; a new encoder process took over, recording can go on")
+        return EncoderRestarted(f"{lost}{error}; a new encoder process took over, recording can go on")
 
     def _feature(self, name: str) -> Feature:
         return next(f for f in self._video_features if f.name == name)

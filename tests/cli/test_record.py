@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pyarrow.parquet as pq
 import pytest
 from utils import FOOTAGE, episodes, frames_of_episode, read_id, write_id_video
@@ -238,6 +239,29 @@ def test_sigint_finalizes(tmp_path: Path, save_partial: bool) -> None:
     else:
         assert len(lengths) == 1 and lengths[0] >= 2 * FPS - 3
         assert "episode 2/3: stopped after" in out and "discarded" in out
+    assert verify(root).returncode == 0
+
+
+def test_an_encoder_killed_mid_episode_is_replaced_and_the_episode_recorded_again(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    proc = subprocess.Popen(command(f"--dataset.root={root}", "--dataset.num_episodes=3", "--dataset.episode_time_s=2",
+                                    f"--cameras={SMALL}", *QUICK),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("episode 1/3: "):
+                break
+        time.sleep(0.7)  # inside episode 2
+        encoders = [p for p in psutil.Process(proc.pid).children() if "streamrec._encoder" in " ".join(p.cmdline())]
+        assert len(encoders) == 2
+        encoders[1].kill()  # like the kernel's OOM killer
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "a new encoder process took over" in err and "recording it again" in err
+    lengths = [ep["length"] for ep in episodes(root)]
+    assert len(lengths) == 3 and all(n >= 2 * FPS - 3 for n in lengths)
     assert verify(root).returncode == 0
 
 

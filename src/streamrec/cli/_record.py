@@ -42,6 +42,7 @@ from streamrec import (
     ConfigError,
     DatasetRecorder,
     EncoderConfig,
+    EncoderRestarted,
     EpisodeReport,
     QueueFullPolicy,
     StreamrecError,
@@ -401,26 +402,34 @@ class Recording:
 
     def _episodes(self, rec: DatasetRecorder) -> None:
         n = self.ds.num_episodes
-        for k in range(n):
+        k = 0
+        while k < n:
             if self.stop.signum is not None:
                 return
             fig = EpisodeFigures(index=k, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
             self.episodes.append(fig)
-            self._record_episode(rec, fig)
-            stopped = self.stop.signum is not None
-            if fig.frames and (not stopped or self.ds.save_partial_episode):
-                fig.partial = stopped
-                self._update_status("saving", fig, force=True)
-                fig.report = rec.save_episode()
-                self._say(self._episode_line(fig))
-            elif fig.frames:
-                rec.clear_episode()
-                self._say(f"episode {k + 1}/{n}: stopped after {fig.frames} frames; discarded "
-                          "(--dataset.save_partial_episode=true keeps it)")
+            try:
+                self._record_episode(rec, fig)
+                stopped = self.stop.signum is not None
+                if fig.frames and (not stopped or self.ds.save_partial_episode):
+                    fig.partial = stopped
+                    self._update_status("saving", fig, force=True)
+                    fig.report = rec.save_episode()
+                    self._say(self._episode_line(fig))
+                elif fig.frames:
+                    rec.clear_episode()
+                    self._say(f"episode {k + 1}/{n}: stopped after {fig.frames} frames; discarded "
+                              "(--dataset.save_partial_episode=true keeps it)")
+            except EncoderRestarted as e:
+                # The episode in progress is gone and a new encoder took over: record it again.
+                self.episodes.pop()
+                log.warning("episode %d/%d: %s; recording it again", k + 1, n, e)
+                continue
             if stopped:
                 return
             if k < n - 1 and self.ds.reset_time_s > 0:
                 self._reset_wait(fig)
+            k += 1
 
     def _record_episode(self, rec: DatasetRecorder, fig: EpisodeFigures) -> None:
         period = 1.0 / self.ds.fps
