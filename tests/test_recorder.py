@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from utils import FOOTAGE, decode, episodes, frames_of_episode, id_frame, read_id
 
-from streamrec import DatasetError, DatasetRecorder, EncoderConfig, FrameError, WorkerError, verify
+from streamrec import DatasetError, DatasetRecorder, EncoderConfig, EncoderRestarted, FrameError, WorkerError, verify
 from streamrec._sched import realtime_threads, thread_scheds
 
 FPS = 30
@@ -280,16 +280,22 @@ def test_an_error_inside_with_keeps_saved_episodes(tmp_path):
     assert json.loads((tmp_path / "ds/meta/info.json").read_text())["total_frames"] == 8
 
 
-def test_a_crashed_encoder_is_replaced_and_recording_goes_on(tmp_path):
-    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block")
+def one_saved_episode_and_one_open(root, opened: int, **kwargs) -> DatasetRecorder:
+    """A recorder with episode 0 (identities 0..9) saved and `opened` frames of episode 1 added."""
+    rec = DatasetRecorder.create(root, FPS, features(), camera_encoder=H264, queue_full_policy="block", **kwargs)
     for i in range(10):
         rec.add_frame(frame_for(i, 0, i))
     rec.save_episode()
-    for i in range(10, 15):
+    for i in range(10, 10 + opened):
         rec.add_frame(frame_for(i, 0, i))
+    return rec
+
+
+def test_a_crashed_encoder_is_replaced_and_recording_goes_on(tmp_path):
+    rec = one_saved_episode_and_one_open(tmp_path / "ds", 5)
     # The wrist camera's encoder dies mid-episode (an OOM kill, a codec crash).
     os.kill(rec._workers[CAMS[1]].pid, signal.SIGKILL)
-    with pytest.raises(WorkerError, match=r"the open episode \(\d+ frames\) was discarded. encoder process for "
+    with pytest.raises(EncoderRestarted, match=r"the open episode \(\d+ frames\) was discarded. encoder process for "
                                           r"observation.images.wrist ended unexpectedly \(exit code -9\); a new "
                                           r"encoder process took over"):
         for i in range(15, 400):
@@ -306,17 +312,11 @@ def test_a_crashed_encoder_is_replaced_and_recording_goes_on(tmp_path):
 
 
 def test_a_hung_encoder_is_stopped_replaced_and_saved_episodes_survive(tmp_path):
-    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block",
-                                 encoder_timeout_s=2)
-    for i in range(10):
-        rec.add_frame(frame_for(i, 0, i))
-    rec.save_episode()
-    for i in range(10, 20):
-        rec.add_frame(frame_for(i, 0, i))
+    rec = one_saved_episode_and_one_open(tmp_path / "ds", 10, encoder_timeout_s=2)
     wrist = rec._workers[CAMS[1]]
     os.kill(wrist.pid, signal.SIGSTOP)  # alive but silent, like an encoder deadlocked in its flush
     t0 = time.monotonic()
-    with pytest.raises(WorkerError, match=r"episode 1 was not saved; .*encoder for observation.images.wrist did "
+    with pytest.raises(EncoderRestarted, match=r"episode 1 was not saved; .*encoder for observation.images.wrist did "
                                           r"not answer within 2 s.*a new encoder process took over"):
         rec.save_episode()
     assert time.monotonic() - t0 < 15

@@ -59,7 +59,6 @@ class VideoEpisode:
     frames: int
     """Video frames written: always the episode's row count."""
     stats: Stats
-    bytes: int
     flush_s: float
     """Time spent encoding the frames the encoder still held when the episode ended."""
     append_s: float
@@ -252,7 +251,7 @@ class _CameraEncoder:
         self._kept_spools.append(spool.path)
         self._spool = None
         return VideoEpisode(camera=self._spec.camera, file=self._file.at, from_frame=start, frames=frames,
-                            stats=self._sampler.stats(), bytes=spool.bytes,
+                            stats=self._sampler.stats(),
                             flush_s=t1 - t0, append_s=time.perf_counter() - t1)
 
     def abort_episode(self) -> None:

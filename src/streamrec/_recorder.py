@@ -302,11 +302,7 @@ class DatasetRecorder:
     def clear_episode(self) -> None:
         """Discard the open episode (to re-record it). Saved episodes are not touched."""
         self._check_usable()
-        futures = [w.discard_episode() for w in self._workers.values()]
-        for w in self._workers.values():
-            w.queue.reset_stats()
-        for f in futures:
-            f.result()
+        self._discard_on(list(self._workers.values()))
         self._reset_episode()
 
     def finalize(self) -> None:
@@ -368,6 +364,14 @@ class DatasetRecorder:
         return f"<DatasetRecorder {str(self.root)!r} {len(self._workers)} camera(s), {state}>"
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _discard_on(self, workers: list[EncoderWorker]) -> None:
+        """Drop the open episode in these encoders (all asked first, so they work in parallel)."""
+        replies = [w.discard_episode() for w in workers]
+        for w in workers:
+            w.queue.reset_stats()
+        for reply in replies:
+            reply.result()
 
     def _reset_episode(self) -> None:
         self._frames = 0
@@ -450,10 +454,7 @@ class DatasetRecorder:
         if not restartable:
             self._failed = error
             return WorkerError(f"{lost}{error}; call finalize() to close the dataset with the episodes saved so far")
-        for name, w in self._workers.items():
-            if name not in dead:
-                w.discard_episode().result()
-                w.queue.reset_stats()
+        self._discard_on([w for name, w in self._workers.items() if name not in dead])
         for name in dead:
             start_at = self._rebuild_open_video(name)
             self._workers[name].join(0)
