@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import os
 import struct
@@ -28,7 +29,7 @@ import sys
 import time
 import traceback
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from multiprocessing.connection import Connection
@@ -43,6 +44,7 @@ from ._dataset import FileIndex, Layout
 from ._errors import WorkerError
 from ._queue import FrameQueue, FrameQueueReader, ReaderHandle
 from ._sched import demote_current_thread
+from ._spill import ImageSpill, episode_images_dir, read_spilled
 from ._stats import ImageStatsSampler, Stats
 
 _RECORD = struct.Struct("<IqB")  # payload size, pts, keyframe flag
@@ -50,19 +52,31 @@ _RECORD = struct.Struct("<IqB")  # payload size, pts, keyframe flag
 
 @dataclass(frozen=True, slots=True)
 class VideoEpisode:
-    """What one camera contributed to a saved episode."""
+    """Where one camera's video of an episode landed."""
 
     camera: str
+    episode_index: int
     file: FileIndex
     from_frame: int
     """Index of the episode's first frame inside the MP4 file."""
     frames: int
     """Video frames written: always the episode's row count."""
-    stats: Stats
     flush_s: float
-    """Time spent encoding the frames the encoder still held when the episode ended."""
+    """Time spent encoding after the episode ended: the frames the encoder still held when
+    streaming, every frame when encoding spilled PNGs."""
     append_s: float
     """Time spent copying the episode's packets into the camera's MP4."""
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeEnd:
+    """The encoder process's answer when an episode ends."""
+
+    camera: str
+    stats: Stats
+    """Pixel statistics of a sample of the frames it received."""
+    video: VideoEpisode | None
+    """The encoded episode; None when its PNGs wait to be encoded (`streaming_encoding=False`)."""
 
 
 def _read_records(f: Any) -> Iterator[tuple[bytes, int, bool]]:
@@ -172,6 +186,8 @@ class _Spec:
     limit_bytes: int
     chunks_size: int
     nice: int
+    streaming: bool
+    """Encode frames as they arrive; otherwise write them as PNGs and encode when asked."""
 
 
 class _CameraEncoder:
@@ -190,7 +206,6 @@ class _CameraEncoder:
         self._spool: _PacketSpool | None = None
         self._next_slot = 0
         self._last_frame: av.VideoFrame | None = None
-        self._sampler = ImageStatsSampler(spec.fps // 10)
 
     def open_episode(self) -> None:
         spec = self._spec
@@ -209,11 +224,8 @@ class _CameraEncoder:
         self._spool = _PacketSpool(self._spool_dir / "open.bin")
         self._next_slot = 0
         self._last_frame = None
-        self._sampler = ImageStatsSampler(spec.fps // 10)
 
-    def encode_slot(self, slot: int, array: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(array, format="rgb24")  # a copy: the caller may reuse `array`
-        self._sampler.maybe_add(slot, array)
+    def encode_slot(self, slot: int, frame: av.VideoFrame) -> None:
         # Slots before this one whose frames were dropped at the queue: repeat the previous
         # frame (or this one, if the episode's first frames were dropped) so that video frame k
         # always belongs to table row k.
@@ -250,9 +262,36 @@ class _CameraEncoder:
         spool.keep(self._spool_dir / f"episode-{episode_index:06d}.bin")
         self._kept_spools.append(spool.path)
         self._spool = None
-        return VideoEpisode(camera=self._spec.camera, file=self._file.at, from_frame=start, frames=frames,
-                            stats=self._sampler.stats(),
-                            flush_s=t1 - t0, append_s=time.perf_counter() - t1)
+        return VideoEpisode(camera=self._spec.camera, episode_index=episode_index, file=self._file.at,
+                            from_frame=start, frames=frames, flush_s=t1 - t0, append_s=time.perf_counter() - t1)
+
+    def encode_spilled(self, episodes: list[tuple[int, int]], progress: Callable[[int, int], None]
+                       ) -> list[VideoEpisode]:
+        """Encode saved episodes from their PNGs, in order, into the camera's MP4s.
+
+        `episodes` holds (episode_index, rows). `progress(episode_index, frames_done)` is called
+        as frames go by. The PNGs are left in place: the recorder deletes them once the episode's
+        metadata is written.
+        """
+        done = []
+        for episode_index, frames in episodes:
+            folder = episode_images_dir(self._layout, self._spec.camera, episode_index)
+            if not folder.is_dir():
+                raise WorkerError(f"{self._spec.camera}: the PNGs of episode {episode_index} are missing ({folder})")
+            self.open_episode()
+            t0 = time.perf_counter()
+            try:
+                for slot, frame in read_spilled(folder):
+                    if slot >= frames:
+                        raise WorkerError(f"{folder}: frame {slot} is beyond the episode's {frames} rows")
+                    self.encode_slot(slot, frame)
+                    progress(episode_index, slot + 1)
+                video = self.finish_episode(frames, episode_index)
+            except BaseException:
+                self.abort_episode()
+                raise
+            done.append(dataclasses.replace(video, flush_s=time.perf_counter() - t0 - video.append_s))
+        return done
 
     def abort_episode(self) -> None:
         codec, self._codec = self._codec, None
@@ -298,13 +337,16 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
     """Body of the encoder process.
 
     Requests arrive as `(kind, request_id, *args)` between the frames and are answered with
-    `(request_id, "ok" | "error", value)`. A failure while encoding frames is reported at once
-    as `(None, "error", traceback)`. After a failure the process keeps taking frames (giving
+    `(request_id, "ok" | "error", value)`; a long request also sends `(request_id, "progress",
+    value)` now and then. A failure while taking frames is reported at once as
+    `(None, "error", traceback)`. After a failure the process keeps taking frames (giving
     their buffers back) so that the capture loop is never stuck, refuses every request but
     "close", and still closes the MP4 that holds the episodes saved before it.
     """
     demote_current_thread(spec.nice)
     encoder = _CameraEncoder(spec)
+    spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width, spec.height)
+    sampler = ImageStatsSampler(spec.fps // 10)
     failure: str | None = None
 
     def fail(e: BaseException, request_id: int | None) -> None:
@@ -315,6 +357,8 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
 
     try:
         encoder.open_episode()
+        if spill is not None:
+            encoder.abort_episode()  # opened only so that bad settings fail at creation
         replies.send((0, "ok", None))
     except BaseException as e:  # noqa: BLE001 - reported to the recorder
         fail(e, 0)
@@ -330,7 +374,13 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
             slot, index = message
             try:
                 if failure is None:
-                    encoder.encode_slot(slot, queue.buffer(index))
+                    array = queue.buffer(index)
+                    sampler.maybe_add(slot, array)
+                    if spill is None:
+                        # from_ndarray copies, so the buffer can go back to the queue
+                        encoder.encode_slot(slot, av.VideoFrame.from_ndarray(array, format="rgb24"))
+                    else:
+                        spill.write(slot, array)
             except BaseException as e:  # noqa: BLE001 - reported to the recorder
                 fail(e, None)
             finally:
@@ -346,15 +396,48 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
             if failure is not None:
                 replies.send((request_id, "error", f"failed earlier:\n{failure}"))
             elif kind == "end":
-                result = encoder.finish_episode(*args)
-                replies.send((request_id, "ok", result))
-                encoder.open_episode()
+                frames, episode_index = args
+                if spill is None:
+                    video = encoder.finish_episode(frames, episode_index)
+                elif spill.frames == 0:
+                    raise WorkerError(f"{spec.camera}: every frame of the episode was dropped; nothing to keep")
+                else:
+                    spill.keep(episode_index)
+                    video = None
+                replies.send((request_id, "ok", EpisodeEnd(spec.camera, sampler.stats(), video)))
+                sampler = ImageStatsSampler(spec.fps // 10)
+                if spill is None:
+                    encoder.open_episode()
             elif kind == "discard":
                 encoder.abort_episode()
+                sampler = ImageStatsSampler(spec.fps // 10)
+                if spill is not None:
+                    spill.discard()
                 replies.send((request_id, "ok", None))
-                encoder.open_episode()
+                if spill is None:
+                    encoder.open_episode()
+            elif kind == "encode":
+                replies.send((request_id, "ok", encoder.encode_spilled(args[0], _Progress(replies, request_id))))
         except BaseException as e:  # noqa: BLE001 - reported to the recorder
             fail(e, request_id)
+
+
+class _Progress:
+    """Tells the recorder how a long request is going, at most a few times a second (this is
+    also what keeps the recorder from taking a busy encoder for a hung one)."""
+
+    INTERVAL_S = 0.5
+
+    def __init__(self, replies: Connection, request_id: int) -> None:
+        self._replies = replies
+        self._id = request_id
+        self._last = time.monotonic()
+
+    def __call__(self, episode_index: int, frames_done: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.INTERVAL_S:
+            self._last = now
+            self._replies.send((self._id, "progress", (episode_index, frames_done)))
 
 
 class _RemoteError(Exception):
@@ -411,7 +494,8 @@ class EncoderWorker:
         self._spec = _Spec(camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps,
                            encoder=config.camera_encoder, encoder_threads=config.encoder_threads, root=layout.root,
                            start_at=start_at, limit_bytes=int(config.video_files_size_in_mb * 2**20),
-                           chunks_size=config.chunks_size, nice=config.encoder_nice)
+                           chunks_size=config.chunks_size, nice=config.encoder_nice,
+                           streaming=config.streaming_encoding)
         self._timeout_s = config.encoder_timeout_s
         self._process: subprocess.Popen | None = None
         self._replies: Connection | None = None
@@ -466,8 +550,19 @@ class EncoderWorker:
         return self.queue.offer(slot, frame)
 
     def end_episode(self, frames: int, episode_index: int) -> _Reply:
-        """Complete the open episode with `frames` video frames; the reply is a VideoEpisode."""
+        """Complete the open episode with `frames` video frames; the reply is an EpisodeEnd.
+
+        Streaming, the episode is then in the camera's MP4; otherwise its PNGs are kept for
+        `encode_spilled`.
+        """
         return self._request("end", frames, episode_index)
+
+    def encode_spilled(self, episodes: list[tuple[int, int]],
+                       on_progress: Callable[[str, int, int], None] | None = None) -> _Reply:
+        """Encode kept PNG episodes, given as (episode_index, rows), in that order; the reply is
+        a list of VideoEpisode. `on_progress(camera, episode_index, frames_done)` is called from
+        `result()` as the encoder reports progress."""
+        return self._request("encode", episodes, on_progress=on_progress)
 
     def discard_episode(self) -> _Reply:
         return self._request("discard")
@@ -506,20 +601,32 @@ class EncoderWorker:
     def _died(self) -> WorkerError:
         return WorkerError(f"encoder process for {self.camera} ended unexpectedly (exit code {self.exitcode})")
 
-    def _request(self, kind: str, *args: Any) -> _Reply:
+    def _request(self, kind: str, *args: Any, on_progress: Callable[[str, int, int], None] | None = None
+                 ) -> _Reply:
         request_id = self._next_request
         self._next_request += 1
-        self.queue.put_control((kind, request_id, *args))
-        return _Reply(self, request_id, self._timeout_s)
+        try:
+            self.queue.put_control((kind, request_id, *args))
+        except OSError:  # the process closed its end of the pipe: it is gone
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(5)
+            self._failure = self._failure or self._died()
+            raise self._failure from None
+        return _Reply(self, request_id, self._timeout_s, on_progress)
 
-    def _wait(self, request_id: int | None, timeout_s: float | None = None) -> Any:
+    def _wait(self, request_id: int | None, timeout_s: float | None = None,
+              on_progress: Callable[[str, int, int], None] | None = None) -> Any:
         """Read replies until the one to `request_id` (None: the next unsolicited one).
 
         With `timeout_s`, an encoder that is alive but silent that long is taken as hung (SVT-AV1
         has known deadlocks at end of stream, seen here about once in a few hundred episode
         flushes under load): it is killed, so the caller gets an error instead of waiting forever.
+        A progress report counts as an answer.
         """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        def new_deadline() -> float | None:
+            return None if timeout_s is None else time.monotonic() + timeout_s
+
+        deadline = new_deadline()
         while True:
             try:
                 while not self._replies.poll(0.25):
@@ -536,7 +643,11 @@ class EncoderWorker:
             except EOFError:
                 self._failure = self._failure or self._died()
                 raise self._failure from None
-            if kind == "error":
+            if kind == "progress":
+                deadline = new_deadline()
+                if on_progress is not None and got_id == request_id:
+                    on_progress(self.camera, *value)
+            elif kind == "error":
                 error = WorkerError(f"encoder for {self.camera} failed: {value.strip().splitlines()[-1]}")
                 error.__cause__ = _RemoteError(value)
                 self._failure = self._failure or error
@@ -549,11 +660,13 @@ class EncoderWorker:
 class _Reply:
     """The answer to one request to an encoder process, read when asked for."""
 
-    def __init__(self, worker: EncoderWorker, request_id: int, timeout_s: float) -> None:
+    def __init__(self, worker: EncoderWorker, request_id: int, timeout_s: float,
+                 on_progress: Callable[[str, int, int], None] | None) -> None:
         self._worker = worker
         self._id = request_id
         self._timeout_s = timeout_s
+        self._on_progress = on_progress
 
     def result(self) -> Any:
-        return self._worker._wait(self._id, self._timeout_s)
+        return self._worker._wait(self._id, self._timeout_s, self._on_progress)
 

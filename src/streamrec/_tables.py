@@ -81,7 +81,11 @@ def write_parquet_atomic(path: Path, table: pa.Table) -> None:
 
 
 class EpisodeJournal:
-    """Saved-but-not-yet-assembled episodes under `<root>/.streamrec/episodes/`."""
+    """Saved-but-not-yet-assembled episodes under `<root>/.streamrec/episodes/`.
+
+    `episode-N.parquet` holds an episode's rows, `episode-N.json` its complete metadata row;
+    `pending-N.json` marks an episode saved as PNGs whose videos are not encoded yet.
+    """
 
     def __init__(self, layout: Layout) -> None:
         self.dir = layout.work / "episodes"
@@ -102,6 +106,18 @@ class EpisodeJournal:
         tmp = self.meta_path(episode_index).with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta))
         _fsync_replace(tmp, self.meta_path(episode_index))
+
+    def pending_path(self, episode_index: int) -> Path:
+        return self.dir / f"pending-{episode_index:06d}.json"
+
+    def write_pending(self, episode_index: int, record: dict[str, Any]) -> None:
+        """Record a saved episode whose videos are not encoded yet (its PNGs are on disk)."""
+        tmp = self.pending_path(episode_index).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record))
+        _fsync_replace(tmp, self.pending_path(episode_index))
+
+    def remove_pending(self, episode_index: int) -> None:
+        self.pending_path(episode_index).unlink(missing_ok=True)
 
     def episodes(self) -> list[int]:
         """Indices of complete journaled episodes, in order."""

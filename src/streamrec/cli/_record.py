@@ -90,14 +90,14 @@ class DatasetSection:
     robot_type: str | None = None
     """Free text stored in info.json (e.g. "aloha")."""
     streaming_encoding: bool = True
-    """Encode video while recording. Only true is built so far."""
+    """Encode video while recording; false writes PNGs and encodes them when episodes are saved."""
     camera_encoder: EncoderConfig = field(default_factory=EncoderConfig)
     encoder_threads: int | None = None
     """Threads per camera encoder; null lets the codec decide."""
     encoder_queue_maxsize: int = 30
     """Frames each camera's encoder queue holds before the queue_full_policy applies."""
     video_encoding_batch_size: int = 1
-    """Episodes encoded together; must be 1 with streaming encoding."""
+    """With streaming_encoding=false, encode the PNGs of this many episodes at once (1 when streaming)."""
     save_partial_episode: bool = False
     """On Ctrl-C / SIGTERM, save the open episode as it is instead of discarding it."""
     queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
@@ -128,16 +128,15 @@ class DatasetSection:
             raise bad("episode_time_s", "must be > 0 seconds")
         if not self.reset_time_s >= 0:
             raise bad("reset_time_s", "must be >= 0 seconds")
-        if not self.streaming_encoding:
-            raise bad("streaming_encoding", "only true is built so far; encoding after each episode is not "
-                      "available yet")
         if self.encoder_threads is not None and self.encoder_threads < 1:
             raise bad("encoder_threads", "must be an integer >= 1, or null to let the codec decide")
         if self.encoder_queue_maxsize < 1:
             raise bad("encoder_queue_maxsize", "must be an integer >= 1")
-        if self.video_encoding_batch_size != 1:
-            raise bad("video_encoding_batch_size", "must be 1: streaming encoding encodes each episode while "
-                      "it is recorded")
+        if self.video_encoding_batch_size < 1:
+            raise bad("video_encoding_batch_size", "must be an integer >= 1")
+        if self.streaming_encoding and self.video_encoding_batch_size != 1:
+            raise bad("video_encoding_batch_size", "must be 1 with streaming_encoding=true (each episode is "
+                      "encoded while it is recorded); batches apply to streaming_encoding=false")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
