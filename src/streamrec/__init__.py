@@ -3,7 +3,7 @@
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._info import CameraInfo, DatasetInfo, TaskInfo, info
-from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
+from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EncodeProgress, EpisodeReport
 from ._sources import CameraSource, SourceError
 from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
 
@@ -18,6 +18,7 @@ __all__ = [
     "DatasetError",
     "DatasetInfo",
     "DatasetRecorder",
+    "EncodeProgress",
     "EncoderConfig",
     "EncoderRestarted",
     "EpisodeCameraCheck",
