@@ -12,19 +12,22 @@ from typing import Any
 
 import numpy as np
 
-from ._config import EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
+from ._config import DEFAULT_FEATURES, EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
 from ._dataset import FileIndex, Layout, build_info, write_json_atomic
 from ._encoder import EncoderWorker, EpisodeEnd, VideoEpisode, rebuild_video_file
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
+from ._resume import ExistingDataset, check_matches, read_existing
 from ._spill import episode_images_dir
 from ._stats import STAT_NAMES, Stats, aggregate, numeric_stats
 from ._tables import (
     EpisodeJournal,
+    conform,
     data_schema,
     episode_table,
+    episodes_table,
     stats_to_json,
     write_data_files,
-    write_episodes_file,
+    write_parquet_atomic,
     write_tasks_file,
 )
 
@@ -157,6 +160,8 @@ class DatasetRecorder:
         """The meta/episodes file this session's episodes go to."""
         self._video_start = {f.name: FileIndex() for f in self._video_features}
         """The MP4 each camera's first encoder process starts at."""
+        self._existing: ExistingDataset | None = None
+        """What the dataset held before this session, when resumed."""
         self._reset_episode()
 
     @classmethod
@@ -235,6 +240,71 @@ class DatasetRecorder:
             if not existed:
                 root.rmdir()
             raise
+        return rec
+
+    @classmethod
+    def resume(
+        cls,
+        root: str | Path,
+        *,
+        fps: int | None = None,
+        features: Mapping[str, Mapping[str, Any]] | None = None,
+        robot_type: str | None = None,
+        camera_encoder: EncoderConfig | None = None,
+        streaming_encoding: bool = True,
+        encoder_threads: int | None = None,
+        encoder_queue_maxsize: int = 30,
+        queue_full_policy: str | QueueFullPolicy = QueueFullPolicy.DROP,
+        batch_encoding_size: int = 1,
+        encoder_timeout_s: float = 30.0,
+    ) -> DatasetRecorder:
+        """Reopen a finalized v3.0 dataset (written by streamrec or another v3.0 writer) to add
+        episodes.
+
+        New episodes continue the dataset's episode and frame indices, tasks and file
+        numbering; they go to new data, episodes and video files, so no existing file is
+        rewritten except info.json, tasks.parquet and stats.json at finalize(). `fps`,
+        `features`, `robot_type` and `camera_encoder` are taken from the dataset when not
+        given; when given they must match it. File size limits and chunks_size come from the
+        dataset. The other arguments are as for `create`.
+
+        Raises:
+            DatasetError: the folder is not a finalized v3.0 dataset, was interrupted (run
+                `streamrec repair`), or a setting given differs from the dataset's (the message
+                names it).
+        """
+        root = Path(root)
+        existing = read_existing(root)
+        check_matches(existing, fps=fps, features=features, camera_encoder=camera_encoder, robot_type=robot_type)
+        info = existing.info
+        try:
+            policy = QueueFullPolicy(queue_full_policy)
+        except ValueError:
+            raise ConfigError(f"queue_full_policy = {queue_full_policy!r}: must be one of "
+                              f"{[p.value for p in QueueFullPolicy]}") from None
+        config = RecorderConfig(
+            root=root, fps=info["fps"], features=existing.features, robot_type=info.get("robot_type"),
+            streaming_encoding=streaming_encoding, camera_encoder=camera_encoder or existing.camera_encoder,
+            encoder_threads=encoder_threads, encoder_queue_maxsize=encoder_queue_maxsize, queue_full_policy=policy,
+            video_files_size_in_mb=info.get("video_files_size_in_mb", 200.0),
+            data_files_size_in_mb=info.get("data_files_size_in_mb", 100.0), chunks_size=info.get("chunks_size", 1000),
+            batch_encoding_size=batch_encoding_size, encoder_timeout_s=encoder_timeout_s)
+        rec = cls(config)
+        rec._existing = existing
+        rec._tasks = dict(existing.tasks)
+        rec._episode_index = existing.total_episodes
+        rec._total_frames = existing.total_frames
+        rec._data_at = existing.next_data
+        rec._episodes_at = existing.next_episodes
+        rec._video_start = dict(existing.next_video)
+        rec._check_appendable()
+        try:
+            rec._start_workers()
+        except BaseException:
+            rec._stop_workers()
+            shutil.rmtree(rec._layout.work, ignore_errors=True)
+            raise
+        log.info("resuming %s at episode %d (frame %d)", root, rec._episode_index, rec._total_frames)
         return rec
 
     # -- capture-side API -----------------------------------------------------------------------
@@ -644,22 +714,64 @@ class DatasetRecorder:
             if w.exitcode not in (0, None):
                 self._rebuild_open_video(name)
 
+    def _check_appendable(self) -> None:
+        """Fail at resume, not at finalize, if new files could not share the existing files' schema."""
+        existing = self._existing
+        assert existing is not None
+        ours = data_schema(self._table_features)
+        for what, schema, names in (("data", existing.data_schema, ours.names),
+                                    ("meta/episodes", existing.episodes_schema, self._episode_columns())):
+            missing = [] if schema is None else [n for n in schema.names if n not in names]
+            if missing:
+                raise DatasetError(f"resume: the dataset's {what} files have column(s) {missing} that streamrec "
+                                   "does not write, so episodes appended here could not share their schema")
+
+    def _episode_columns(self) -> list[str]:
+        """Every column streamrec writes to meta/episodes for this feature set."""
+        columns = ["episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
+                   "dataset_to_index"]
+        for f in self._video_features:
+            columns += [f"videos/{f.name}/{c}" for c in ("chunk_index", "file_index", "from_timestamp",
+                                                          "to_timestamp", "dropped_frames")]
+        numeric = [f.name for f in self.config.features if f.dtype != "string"] + list(DEFAULT_FEATURES)
+        columns += [f"stats/{n}/{s}" for n in numeric for s in STAT_NAMES]
+        return columns + ["meta/episodes/chunk_index", "meta/episodes/file_index"]
+
     def _write_meta(self) -> None:
         """Assemble journals into the v3.0 files; info.json last, so it only ever describes
         files that exist."""
+        existing = self._existing
         episodes = self._journal.episodes()
         metas = [self._journal.read_meta(e) for e in episodes]
         if metas:
-            write_data_files(self._layout, self._journal, metas, data_schema(self._table_features))
-            write_episodes_file(self._layout.episodes(self._episodes_at), metas)
+            data = existing.data_schema if existing and existing.data_schema else data_schema(self._table_features)
+            write_data_files(self._layout, self._journal, metas, data)
+            table = episodes_table(metas)
+            if existing and existing.episodes_schema:
+                table = conform(table, existing.episodes_schema, "meta/episodes")
+            write_parquet_atomic(self._layout.episodes(self._episodes_at), table)
             names = [k[len("stats/"):-len("/min")] for k in metas[0] if k.startswith("stats/") and k.endswith("/min")]
-            stats = {name: aggregate([{s: np.asarray(m[f"stats/{name}/{s}"]) for s in STAT_NAMES} for m in metas])
-                     for name in names}
+            per_episode = [{name: {s: np.asarray(m[f"stats/{name}/{s}"]) for s in STAT_NAMES} for name in names}
+                           for m in metas]
+            if existing:
+                per_episode = existing.episode_stats + per_episode
+                if existing.stats_json:  # the old episodes' stats, already aggregated
+                    per_episode.append(existing.stats_json)
+            stats = {name: aggregate([e[name] for e in per_episode if name in e]) for name in names}
             write_json_atomic(self._layout.stats, stats_to_json(stats))
         write_tasks_file(self._layout.tasks, self._tasks)
-        write_json_atomic(self._layout.info, build_info(
-            self.config, total_episodes=len(metas), total_frames=sum(m["length"] for m in metas),
-            total_tasks=len(self._tasks)))
+        before = (existing.total_episodes, existing.total_frames) if existing else (0, 0)
+        total_episodes = before[0] + len(metas)
+        total_frames = before[1] + sum(m["length"] for m in metas)
+        if existing:
+            # Keep everything another writer put in info.json; only the totals change.
+            info = {**existing.info, "total_episodes": total_episodes, "total_frames": total_frames,
+                    "total_tasks": len(self._tasks), "splits": {**existing.info.get("splits", {}),
+                                                                 "train": f"0:{total_episodes}"}}
+        else:
+            info = build_info(self.config, total_episodes=total_episodes, total_frames=total_frames,
+                              total_tasks=len(self._tasks))
+        write_json_atomic(self._layout.info, info)
 
 
 def _check_value(f: Feature, value: Any) -> Any:
