@@ -355,10 +355,15 @@ class DatasetRecorder:
         e = self._episode_index
         queue_stats = {}
         replies = {}
-        for name, worker in self._workers.items():
-            queue_stats[name] = worker.queue.stats()
-            replies[name] = worker.end_episode(n, e)
-            worker.queue.reset_stats()  # the capture thread is the only producer: safe here
+        lost = f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it are intact. "
+        try:
+            for name, worker in self._workers.items():
+                queue_stats[name] = worker.queue.stats()
+                replies[name] = worker.end_episode(n, e)
+                worker.queue.reset_stats()  # the capture thread is the only producer: safe here
+        except WorkerError as error:  # an encoder died since the last add_frame
+            self._reset_episode()
+            raise self._recover_or_fail(error, lost) from error
 
         # While the encoders finish their last frames, write this episode's rows. They count only
         # once the metadata written after the videos lands (see EpisodeJournal).
@@ -383,7 +388,6 @@ class DatasetRecorder:
         except BaseException as error:
             self._journal.remove(e)
             self._reset_episode()
-            lost = f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it are intact. "
             raise self._recover_or_fail(error, lost) from error
 
         if self._data_bytes and self._data_bytes + rows.nbytes > self.config.data_files_size_in_mb * 2**20:
