@@ -15,6 +15,7 @@ from test_recorder import CAMS, FPS, H264, check_identity, features, frame_for, 
 from utils import episodes, frames_of_episode, id_frame, read_id
 
 from streamrec import DatasetRecorder, EncoderConfig
+from streamrec._sched import thread_scheds
 
 LENGTHS = [12, 9, 15, 7, 11]
 
@@ -128,22 +129,43 @@ def test_clear_episode_removes_the_open_pngs(tmp_path):
     check_identity(root, [7])
 
 
-def test_an_encoder_killed_while_encoding_a_batch_is_replaced_and_the_batch_encoded_again(tmp_path, caplog):
-    # Full-size frames and a slow preset, so that encoding the batch takes long enough for the
-    # encoder to report progress (every 0.5 s), and the test kills it at its first report.
+def two_pending_big_episodes(root, **kwargs) -> DatasetRecorder:
+    """A recorder with one 640x480 episode saved as PNGs and a second one open, both 40 frames,
+    and a slow preset: encoding the batch takes long enough for the encoders to report progress
+    (every 0.5 s)."""
     h, w = 480, 640
     feats = {key: {"dtype": "video", "shape": [h, w, 3], "names": None} for key in CAMS}
-    rec = DatasetRecorder.create(tmp_path / "ds", FPS, feats,
-                                 camera_encoder=EncoderConfig(vcodec="h264", preset="slow"), streaming_encoding=False,
-                                 batch_encoding_size=2, queue_full_policy="block")
-    lengths = [40, 40]
-    ident = 0
-    for n in lengths:
-        for _ in range(n):
-            rec.add_frame({key: id_frame(ident, h, w, tint=40 * i) for i, key in enumerate(CAMS)} | {"task": "pick"})
-            ident += 1
-        if ident == lengths[0]:
+    rec = DatasetRecorder.create(root, FPS, feats, camera_encoder=EncoderConfig(vcodec="h264", preset="slow"),
+                                 streaming_encoding=False, batch_encoding_size=2, queue_full_policy="block", **kwargs)
+    for ident in range(80):
+        rec.add_frame({key: id_frame(ident, h, w, tint=40 * i) for i, key in enumerate(CAMS)} | {"task": "pick"})
+        if ident == 39:
             assert rec.save_episode().videos_pending
+    return rec
+
+
+def test_saved_pngs_are_encoded_at_normal_priority_without_realtime_threads(tmp_path):
+    rec = two_pending_big_episodes(tmp_path / "ds", encoder_threads=2)
+    seen = []
+    rec_pid = [rec._workers[CAMS[0]].pid]
+
+    def look(progress):
+        if not seen:
+            seen.extend(thread_scheds(rec_pid[0]))
+
+    rec.save_episode(progress=look)
+    rec.finalize()
+    assert seen, "encoding the batch took under 0.5 s: make the frames bigger or the preset slower"
+    main = next(t for t in seen if t.tid == rec_pid[0])
+    save = [t for t in seen if t.name == "sr-save"]
+    # The process's main thread (PNG writing while recording) stays demoted; the save thread and
+    # the codec threads it starts (named after it) run at normal nice, and none is real-time.
+    assert main.nice == 10 and len(save) > 1 and {t.nice for t in save} == {0}
+    assert not [t for t in seen if t.policy in (1, 2)]
+
+
+def test_an_encoder_killed_while_encoding_a_batch_is_replaced_and_the_batch_encoded_again(tmp_path, caplog):
+    rec = two_pending_big_episodes(tmp_path / "ds")
     reports = []
 
     def kill_first_time(progress):

@@ -21,11 +21,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import functools
 import json
 import os
+import queue
 import struct
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import weakref
@@ -348,6 +351,8 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
     their buffers back) so that the capture loop is never stuck, refuses every request but
     "close", and still closes the MP4 that holds the episodes saved before it.
     """
+    # Started before this thread is demoted, so that it keeps normal priority (see _SaveThread).
+    save_thread = None if spec.streaming else _SaveThread()
     demote_current_thread(spec.nice)
     encoder = _CameraEncoder(spec)
     spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width, spec.height)
@@ -422,9 +427,47 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
                 if spill is None:
                     encoder.open_episode()
             elif kind == "encode":
-                replies.send((request_id, "ok", encoder.encode_spilled(args[0], _Progress(replies, request_id))))
+                videos = save_thread.call(functools.partial(encoder.encode_spilled, args[0],
+                                                            _Progress(replies, request_id)))
+                replies.send((request_id, "ok", videos))
         except BaseException as e:  # noqa: BLE001 - reported to the recorder
             fail(e, request_id)
+
+
+class _SaveThread:
+    """Runs the encoding of saved PNG episodes on a thread of normal priority.
+
+    The encoder process lowers its own priority (nice, SCHED_BATCH) so that writing PNGs never
+    competes with the capture loop. When saved episodes are encoded the capture loop is waiting
+    for them instead, and at that priority any other load on the machine would slow the save
+    several times over (seen here: 36 s instead of 19 s with other work running). A process
+    without CAP_SYS_NICE cannot raise its priority back, so this thread is started before the
+    demotion and only drops CAP_SYS_NICE (no real-time codec threads); the codec threads it
+    starts inherit that.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[Callable[[], Any] | None] = queue.Queue(maxsize=1)
+        self._results: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="sr-save", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        _name_thread("sr-save")
+        demote_current_thread(0)
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._results.put((True, job()))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+                self._results.put((False, e))
+
+    def call(self, job: Callable[[], Any]) -> Any:
+        """Run `job` on the thread and return its result (or raise its exception)."""
+        self._jobs.put(job)
+        ok, value = self._results.get()
+        if not ok:
+            raise value
+        return value
 
 
 class _Progress:
@@ -474,11 +517,16 @@ def _child_main(argv: list[str]) -> None:
     queue = FrameQueueReader(ReaderHandle(tuple(fds["shape"]), fds["buffers"], fds["memory_fd"], fds["pipe_fd"]))
     replies = Connection(fds["replies_fd"], readable=False)
     spec: _Spec = queue.get()
-    with contextlib.suppress(OSError, AttributeError):  # name it in `top` and `ps -L`
+    _name_thread(f"sr-{spec.camera.rsplit('.', 1)[-1]}")
+    _worker_main(spec, queue, replies)
+
+
+def _name_thread(name: str) -> None:
+    """Name the calling thread as `top`, `ps -L` and /proc show it (threads it starts inherit it)."""
+    with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
-        ctypes.CDLL(None).prctl(15, f"sr-{spec.camera.rsplit('.', 1)[-1]}"[:15].encode(), 0, 0, 0)  # PR_SET_NAME
-    _worker_main(spec, queue, replies)
+        ctypes.CDLL(None).prctl(15, name[:15].encode(), 0, 0, 0)  # PR_SET_NAME
 
 
 class EncoderWorker:
