@@ -4,6 +4,7 @@ from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._info import CameraInfo, DatasetInfo, TaskInfo, info
 from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EncodeProgress, EpisodeReport
+from ._repair import RepairReport, repair
 from ._sources import CameraSource, SourceError
 from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
 
@@ -26,6 +27,7 @@ __all__ = [
     "Finding",
     "FrameError",
     "QueueFullPolicy",
+    "RepairReport",
     "Severity",
     "SourceError",
     "StreamrecError",
@@ -34,5 +36,6 @@ __all__ = [
     "WorkerError",
     "__version__",
     "info",
+    "repair",
     "verify",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass
@@ -124,3 +125,29 @@ def build_info(config: RecorderConfig, *, total_episodes: int, total_frames: int
         "video_path": VIDEO_PATH if has_video else None,
         "features": features,
     }
+
+
+class WorkLock:
+    """An exclusive lock on the dataset's work folder, held while a recorder (or repair) uses it.
+
+    The kernel drops the lock when its holder dies, so a held lock means a live recording, and
+    a work folder without one means an interrupted recording.
+    """
+
+    def __init__(self, layout: Layout, who: str) -> None:
+        layout.work.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(layout.work / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            from ._errors import DatasetError
+
+            raise DatasetError(f"{layout.root} is in use by a running recording (or repair); {who} must wait "
+                               "until it has finalized") from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

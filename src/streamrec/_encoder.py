@@ -320,6 +320,18 @@ class _CameraEncoder:
             self._kept_spools.clear()
 
 
+def encoder_processes(root: Path) -> list[int]:
+    """PIDs of encoder processes (of any recorder, dead or alive) working on dataset `root`."""
+    marker = json.dumps(str(root.resolve()))
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            if any(b"streamrec._encoder" in a for a in args) and any(marker.encode() in a for a in args):
+                pids.append(int(cmdline.parent.name))
+    return pids
+
+
 def rebuild_video_file(root: Path, camera: str, at: FileIndex, episodes: list[int], codec: str, fps: int,
                        width: int, height: int) -> None:
     """Rewrite a camera's MP4 from the kept spools of its episodes, in order.
@@ -562,7 +574,9 @@ class EncoderWorker:
         """Start the process (then `wait_ready`; starting all cameras first overlaps their start-up)."""
         handle = self.queue.reader_handle()
         replies_read, replies_write = os.pipe()
-        fds = {"shape": list(handle.shape), "buffers": handle.buffers, "memory_fd": handle.memory_fd,
+        # `dataset` only names the process's dataset in `ps`, for `repair` to find orphans.
+        fds = {"dataset": str(self._spec.root.resolve()), "shape": list(handle.shape), "buffers": handle.buffers,
+               "memory_fd": handle.memory_fd,
                "pipe_fd": handle.pipe_fd, "replies_fd": replies_write}
         package_root = str(Path(__file__).resolve().parents[1])  # so the child imports this very streamrec
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}

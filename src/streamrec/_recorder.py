@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._config import DEFAULT_FEATURES, EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
-from ._dataset import FileIndex, Layout, build_info, write_json_atomic
+from ._dataset import FileIndex, Layout, WorkLock, build_info, write_json_atomic
 from ._encoder import EncoderWorker, EpisodeEnd, VideoEpisode, rebuild_video_file
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._resume import ExistingDataset, check_matches, read_existing
@@ -162,6 +162,7 @@ class DatasetRecorder:
         """The MP4 each camera's first encoder process starts at."""
         self._existing: ExistingDataset | None = None
         """What the dataset held before this session, when resumed."""
+        self._lock: WorkLock | None = None
         self._reset_episode()
 
     @classmethod
@@ -230,10 +231,13 @@ class DatasetRecorder:
         rec = cls(config)
         root.mkdir(parents=True, exist_ok=True)
         try:
+            rec._lock = WorkLock(rec._layout, "DatasetRecorder.create")
             write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0))
             rec._start_workers()
         except BaseException:
             rec._stop_workers()
+            if rec._lock:
+                rec._lock.release()
             # Leave the folder as we found it, so that the same command can simply be run again.
             for child in root.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -298,10 +302,12 @@ class DatasetRecorder:
         rec._episodes_at = existing.next_episodes
         rec._video_start = dict(existing.next_video)
         rec._check_appendable()
+        rec._lock = WorkLock(rec._layout, "DatasetRecorder.resume")
         try:
             rec._start_workers()
         except BaseException:
             rec._stop_workers()
+            rec._lock.release()
             shutil.rmtree(rec._layout.work, ignore_errors=True)
             raise
         log.info("resuming %s at episode %d (frame %d)", root, rec._episode_index, rec._total_frames)
@@ -534,6 +540,8 @@ class DatasetRecorder:
                       [p.index for p in self._pending], self._layout.work)
         else:
             shutil.rmtree(self._layout.work, ignore_errors=True)
+        if self._lock:
+            self._lock.release()
         if errors:
             raise WorkerError(f"finalize(): {len(errors)} encoder(s) failed while closing; the dataset "
                               f"was written without their unsaved frames: {errors[0]}") from errors[0]

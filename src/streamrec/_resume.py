@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._config import DEFAULT_FEATURES, EncoderConfig, Feature, parse_features
-from ._dataset import CODEBASE_VERSION, WORK_DIR, FileIndex, Layout
+from ._dataset import CODEBASE_VERSION, WORK_DIR, FileIndex, Layout, WorkLock
 from ._errors import DatasetError
 from ._stats import STAT_NAMES, Stats
 
@@ -44,17 +44,25 @@ class ExistingDataset:
     next_data: FileIndex
     next_episodes: FileIndex
     next_video: dict[str, FileIndex]
+    video_files: dict[str, set[FileIndex]]
+    """The MP4s, per camera, that the saved episodes use."""
     data_schema: pa.Schema | None
     episodes_schema: pa.Schema | None
 
 
-def read_existing(root: Path) -> ExistingDataset:
-    """Read a finalized dataset, or raise DatasetError saying why it cannot be appended to."""
+def read_existing(root: Path, *, repairing: bool = False, session_files: frozenset[Path] = frozenset()
+                  ) -> ExistingDataset:
+    """Read a finalized dataset, or raise DatasetError saying why it cannot be appended to.
+
+    With `repairing`, an interrupted dataset is read as it was before the interrupted session:
+    `session_files` are the data and episodes files that session may have written.
+    """
     layout = Layout(root)
     if not layout.info.is_file():
         raise DatasetError(f"{root} has no meta/info.json; DatasetRecorder.resume needs a finalized v3.0 dataset "
                            "(DatasetRecorder.create starts a new one)")
-    if layout.work.exists():
+    if layout.work.exists() and not repairing:
+        WorkLock(layout, "DatasetRecorder.resume").release()  # raises if a recording is running in it
         raise DatasetError(f"{root} was interrupted while recording ({WORK_DIR}/ holds unfinished work); run "
                            f"`streamrec repair {root}` first, then resume")
     import json
@@ -71,12 +79,12 @@ def read_existing(root: Path) -> ExistingDataset:
         raise DatasetError(f"{root}: its features cannot be recorded by streamrec: {e}") from e
     cameras = [f.name for f in features if f.is_video]
 
-    rows = _episodes_rows(root)
+    rows = _episodes_rows(root, session_files)
     total_episodes = len(rows)
     if [r["episode_index"] for r in rows] != list(range(total_episodes)):
         raise DatasetError(f"{root}: meta/episodes does not list episodes 0..{total_episodes - 1} in order; "
                            "run `streamrec verify` on it")
-    if total_episodes != info.get("total_episodes"):
+    if total_episodes != info.get("total_episodes") and not repairing:
         raise DatasetError(f"{root}: info.json says total_episodes = {info.get('total_episodes')}, meta/episodes "
                            f"lists {total_episodes}; run `streamrec verify` on it")
     total_frames = rows[-1]["dataset_to_index"] if rows else 0
@@ -91,8 +99,9 @@ def read_existing(root: Path) -> ExistingDataset:
     next_video = {c: _next_file(root / "videos" / c, "mp4", chunks_size,
                                 [(r.get(f"videos/{c}/chunk_index"), r.get(f"videos/{c}/file_index")) for r in rows])
                   for c in cameras}
-    data_files = sorted((root / "data").glob("chunk-*/file-*.parquet"))
-    episodes_files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+    data_files = [p for p in sorted((root / "data").glob("chunk-*/file-*.parquet")) if p not in session_files]
+    episodes_files = [p for p in sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+                      if p not in session_files]
     stat_names = [f.name for f in features if f.dtype != "string"] + list(DEFAULT_FEATURES)
     has_stats = bool(rows) and all(f"stats/{n}/{s}" in rows[0] for n in stat_names for s in STAT_NAMES)
     episode_stats = [{f"{n}/{s}": np.asarray(r[f"stats/{n}/{s}"]) for n in stat_names for s in STAT_NAMES}
@@ -109,6 +118,8 @@ def read_existing(root: Path) -> ExistingDataset:
                              [(r.get("data/chunk_index"), r.get("data/file_index")) for r in rows]),
         next_episodes=_next_file(root / "meta" / "episodes", "parquet", chunks_size, []),
         next_video=next_video,
+        video_files={c: {FileIndex(r[f"videos/{c}/chunk_index"], r[f"videos/{c}/file_index"]) for r in rows}
+                     for c in cameras},
         data_schema=pq.read_schema(data_files[-1]).remove_metadata() if data_files else None,
         episodes_schema=pq.read_schema(episodes_files[-1]).remove_metadata() if episodes_files else None)
 
@@ -146,8 +157,8 @@ def check_matches(existing: ExistingDataset, *, fps: int | None, features: Mappi
                                    f"{theirs!r}; leave camera_encoder out to use the dataset's settings")
 
 
-def _episodes_rows(root: Path) -> list[dict[str, Any]]:
-    paths = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+def _episodes_rows(root: Path, leave_out: frozenset[Path]) -> list[dict[str, Any]]:
+    paths = [p for p in sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet")) if p not in leave_out]
     return [row for p in paths for row in pq.read_table(p).to_pylist()]
 
 

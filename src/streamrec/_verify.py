@@ -395,7 +395,7 @@ class _Checker:
                      "the meta, data and video files are incomplete, so nothing else was checked")
             self.error("interrupted", f"the recording was interrupted: {WORK_DIR}/ is still in the dataset "
                        f"({journaled} saved episode(s) journaled there); {state}. Recover it with "
-                       "`streamrec repair` (planned, not available yet).", file=WORK_DIR)
+                       f"`streamrec repair {self.root}` (it keeps every saved episode).", file=WORK_DIR)
             if not assembled:
                 # finalize() writes tasks, data and episodes files only at the end: anything
                 # else reported now would be a consequence of the interruption, not news.

@@ -308,6 +308,9 @@ class Recording:
 
     def _run(self) -> int:
         root = Path(self.ds.root)
+        if (root / ".streamrec").exists():
+            return self._fail(f"{root} holds an interrupted recording; run `streamrec repair {root}` to keep its "
+                              "saved episodes, or record into a new folder", 1)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             return self._fail(f"{root} is not empty; record into a new or empty folder", 1)
         try:
