@@ -351,3 +351,20 @@ def open_codec(config: EncoderConfig, width: int, height: int, fps: int,
     codec.options = options
     codec.open()
     return codec
+
+
+_DECODERS = {"av1": ("libdav1d", "av1")}
+"""Decoders to read a stream back with, by stream codec; FFmpeg's native `av1` decoder needs a GPU."""
+
+
+def open_decoder(stream_codec: str) -> av.CodecContext:
+    """A software decoder for the stream an encoder produced (probes and fallbacks read their packets back)."""
+    import av
+
+    names = _DECODERS.get(stream_codec, (stream_codec,))
+    for name in names[:-1]:
+        try:
+            return av.CodecContext.create(name, "r")
+        except Exception:  # noqa: BLE001 - not in this build: try the next
+            continue
+    return av.CodecContext.create(names[-1], "r")

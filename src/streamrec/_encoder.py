@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from multiprocessing.connection import Connection
@@ -41,6 +41,7 @@ import numpy as np
 from ._config import EncoderConfig, Feature, RecorderConfig
 from ._dataset import FileIndex, Layout
 from ._errors import WorkerError
+from ._fallback import EncoderFallback, EpisodeCodec
 from ._queue import FrameQueue, FrameQueueReader, ReaderHandle
 from ._sched import demote_current_thread
 from ._stats import ImageStatsSampler, Stats
@@ -63,6 +64,10 @@ class VideoEpisode:
     """Time spent encoding the frames the encoder still held when the episode ended."""
     append_s: float
     """Time spent copying the episode's packets into the camera's MP4."""
+    encoders: tuple[EncoderConfig, ...] = ()
+    """The camera's encoder chain after this episode: the one that made it first, then its fallbacks."""
+    fallbacks: tuple[EncoderFallback, ...] = ()
+    """Encoders that failed since the previous saved episode, and what took over."""
 
 
 def _read_records(f: Any) -> Iterator[tuple[bytes, int, bool]]:
@@ -115,10 +120,13 @@ class _PacketSpool:
 class _VideoFile:
     """The camera's MP4 that episodes are being appended to; several episodes per file."""
 
-    def __init__(self, path: Path, at: FileIndex, codec: str, fps: int, width: int, height: int) -> None:
+    def __init__(self, path: Path, at: FileIndex, codec: str, fps: int, width: int, height: int,
+                 encoder: str = "") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.at = at
+        self.encoder = encoder
+        """The encoder that made its packets: one per file (a fallback starts a new one)."""
         self.frames = 0
         self.bytes = 0
         self._time_base = Fraction(1, fps)
@@ -172,6 +180,8 @@ class _Spec:
     limit_bytes: int
     chunks_size: int
     nice: int
+    fallbacks: tuple[EncoderConfig, ...] = ()
+    """Encoders to switch to, in order, when `encoder` fails (see `_fallback`)."""
 
 
 class _CameraEncoder:
@@ -180,33 +190,24 @@ class _CameraEncoder:
     def __init__(self, spec: _Spec) -> None:
         self._spec = spec
         self._layout = Layout(spec.root)
-        self._options = spec.encoder.codec_options(spec.encoder_threads)
+        self._chain = [spec.encoder, *spec.fallbacks]
+        """The camera's encoder, then its fallbacks; a failed encoder is removed for good."""
+        self._fallbacks: list[EncoderFallback] = []
+        """Encoder failures since the last saved episode, reported with the next one."""
         self._next_file_at = spec.start_at
         self._file: _VideoFile | None = None
         self._spool_dir = self._layout.work / "spool" / spec.camera
         self._kept_spools: list[Path] = []
         """Spools of the episodes in the open MP4, deleted once it is closed."""
-        self._codec: av.CodecContext | None = None
-        self._spool: _PacketSpool | None = None
+        self._codec: EpisodeCodec | None = None
         self._next_slot = 0
         self._last_frame: av.VideoFrame | None = None
         self._sampler = ImageStatsSampler(spec.fps // 10)
 
     def open_episode(self) -> None:
         spec = self._spec
-        codec = av.CodecContext.create(spec.encoder.encoder, "w")
-        codec.width = spec.width
-        codec.height = spec.height
-        codec.pix_fmt = spec.encoder.pix_fmt
-        codec.time_base = Fraction(1, spec.fps)
-        codec.framerate = Fraction(spec.fps, 1)
-        if spec.encoder.g is not None:
-            codec.gop_size = spec.encoder.g
-        codec.max_b_frames = 0  # pts must equal decode order: one packet per row, on the k/fps grid
-        codec.options = dict(self._options)
-        codec.open()
-        self._codec = codec
-        self._spool = _PacketSpool(self._spool_dir / "open.bin")
+        self._codec = EpisodeCodec(self._chain, spec.width, spec.height, spec.fps, spec.encoder_threads,
+                                   self._spool_dir / "open.bin", _PacketSpool, self._fallbacks, spec.camera)
         self._next_slot = 0
         self._last_frame = None
         self._sampler = ImageStatsSampler(spec.fps // 10)
@@ -223,8 +224,7 @@ class _CameraEncoder:
         self._last_frame = frame
 
     def _encode(self, frame: av.VideoFrame) -> None:
-        frame.pts = self._next_slot
-        self._spool.write(self._codec.encode(frame))
+        self._codec.encode(frame)  # sets pts = this slot
         self._next_slot += 1
 
     def finish_episode(self, frames: int, episode_index: int) -> VideoEpisode:
@@ -233,36 +233,33 @@ class _CameraEncoder:
         t0 = time.perf_counter()
         while self._next_slot < frames:  # the last frames were dropped
             self._encode(self._last_frame)
-        self._spool.write(self._codec.encode(None))
+        spool = self._codec.finish()
+        encoder = self._codec.encoder
         t1 = time.perf_counter()
         self._codec = None
-        spool = self._spool
         if spool.packets != frames:
             raise WorkerError(f"{self._spec.camera}: encoder returned {spool.packets} packets for {frames} frames")
-        if self._file is not None and self._file.frames and self._file.bytes + spool.bytes > self._spec.limit_bytes:
-            self.close_file()
+        if self._file is not None and (self._file.encoder != encoder.encoder or self._file.frames
+                                       and self._file.bytes + spool.bytes > self._spec.limit_bytes):
+            self.close_file()  # full, or the camera's encoder changed (see _fallback): one encoder per file
         if self._file is None:
             at = self._next_file_at
-            self._file = _VideoFile(self._layout.video(self._spec.camera, at), at, self._spec.encoder.stream_codec,
-                                    self._spec.fps, self._spec.width, self._spec.height)
+            self._file = _VideoFile(self._layout.video(self._spec.camera, at), at, encoder.stream_codec,
+                                    self._spec.fps, self._spec.width, self._spec.height, encoder.encoder)
             self._next_file_at = at.next(self._spec.chunks_size)
         start = self._file.append(spool)
         spool.keep(self._spool_dir / f"episode-{episode_index:06d}.bin")
         self._kept_spools.append(spool.path)
-        self._spool = None
+        fallbacks = tuple(self._fallbacks)
+        self._fallbacks.clear()
         return VideoEpisode(camera=self._spec.camera, file=self._file.at, from_frame=start, frames=frames,
-                            stats=self._sampler.stats(),
-                            flush_s=t1 - t0, append_s=time.perf_counter() - t1)
+                            stats=self._sampler.stats(), flush_s=t1 - t0, append_s=time.perf_counter() - t1,
+                            encoders=tuple(self._chain), fallbacks=fallbacks)
 
     def abort_episode(self) -> None:
         codec, self._codec = self._codec, None
-        if codec is not None and self._next_slot:
-            # Drain, so the encoder shuts down cleanly; the packets are not wanted.
-            with contextlib.suppress(av.FFmpegError):
-                codec.encode(None)
-        if self._spool is not None:
-            self._spool.discard()
-            self._spool = None
+        if codec is not None:
+            codec.abort()
 
     def close_file(self) -> None:
         if self._file is not None:
@@ -405,13 +402,16 @@ class EncoderWorker:
     process. A failure in the process is raised as WorkerError, remote traceback as its cause.
     """
 
-    def __init__(self, camera: Feature, config: RecorderConfig, layout: Layout, start_at: FileIndex) -> None:
+    def __init__(self, camera: Feature, config: RecorderConfig, layout: Layout, start_at: FileIndex,
+                 encoders: Sequence[EncoderConfig] | None = None) -> None:
+        """`encoders`: the camera's encoder then its fallbacks (default: `config.camera_encoder` alone)."""
         self.camera = camera.name
         self.queue = FrameQueue(self.camera, camera.shape, config.encoder_queue_maxsize, config.queue_full_policy)
+        encoders = tuple(encoders or (config.camera_encoder,))
         self._spec = _Spec(camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps,
-                           encoder=config.camera_encoder, encoder_threads=config.encoder_threads, root=layout.root,
+                           encoder=encoders[0], encoder_threads=config.encoder_threads, root=layout.root,
                            start_at=start_at, limit_bytes=int(config.video_files_size_in_mb * 2**20),
-                           chunks_size=config.chunks_size, nice=config.encoder_nice)
+                           chunks_size=config.chunks_size, nice=config.encoder_nice, fallbacks=encoders[1:])
         self._timeout_s = config.encoder_timeout_s
         self._process: subprocess.Popen | None = None
         self._replies: Connection | None = None

@@ -190,21 +190,6 @@ def _test_frames(width: int, height: int, count: int) -> list[Any]:
     return frames
 
 
-_DECODERS = {"av1": ("libdav1d", "av1")}
-"""Decoder to read a stream back with, by stream codec; FFmpeg's native `av1` decoder needs a GPU."""
-
-
-def _decoder(stream_codec: str) -> Any:
-    import av
-
-    for name in _DECODERS.get(stream_codec, (stream_codec,)):
-        try:
-            return av.CodecContext.create(name, "r")
-        except Exception:  # noqa: BLE001 - not in this build: try the next
-            continue
-    return av.CodecContext.create(stream_codec, "r")
-
-
 def _error_text(error: BaseException, logs: Sequence[tuple[int, str, str]]) -> str:
     """FFmpeg's own messages first (what the user can act on), then the exception."""
     import av
@@ -243,7 +228,7 @@ def _probe_one(request: Mapping[str, Any]) -> dict[str, Any]:
                 k = out_of_order[0]
                 raise RuntimeError(f"emitted the frame with pts {packets[k].pts} as packet {k}; streamrec needs "
                                    "packets in presentation order")
-            decoder = _decoder(config.stream_codec)
+            decoder = _codecs.open_decoder(config.stream_codec)
             decoded = [f for p in packets for f in decoder.decode(p)] + list(decoder.decode(None))
             if not decoded or (decoded[0].width, decoded[0].height) != (width, height):
                 got = f"{decoded[0].width}x{decoded[0].height}" if decoded else "nothing"

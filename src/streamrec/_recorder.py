@@ -16,6 +16,8 @@ from ._config import EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, pa
 from ._dataset import FileIndex, Layout, build_info, write_json_atomic
 from ._encoder import EncoderWorker, VideoEpisode, rebuild_video_file
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
+from ._fallback import EncoderFallback
+from ._probe import choose_encoders
 from ._stats import STAT_NAMES, Stats, aggregate, numeric_stats
 from ._tables import (
     EpisodeJournal,
@@ -47,6 +49,10 @@ class CameraReport:
     """Time the encoder took, after the episode ended, for the frames it still held."""
     append_s: float
     """Time taken to copy the episode's packets into the camera's MP4."""
+    encoder: str = ""
+    """The FFmpeg encoder that made this episode's video."""
+    fallbacks: tuple[EncoderFallback, ...] = ()
+    """Encoders that failed for this camera since the previous episode, and what took over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,10 @@ class DatasetRecorder:
         self._finalized = False
         self._failed: BaseException | None = None
         self._restarts: dict[str, int] = {}
+        self._encoders: dict[str, tuple[EncoderConfig, ...]] = {}
+        """Per camera: its current encoder, then the ones it falls back to (see `_probe.choose_encoders`)."""
+        self._file_encoders: dict[str, dict[FileIndex, EncoderConfig]] = {}
+        """Per camera: the encoder that made each of its files."""
         self._reset_episode()
 
     @classmethod
@@ -166,7 +176,9 @@ class DatasetRecorder:
         rec = cls(config)
         root.mkdir(parents=True, exist_ok=True)
         try:
-            write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0))
+            rec._choose_encoders()
+            write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0,
+                                                           encoders=rec._first_encoders()))
             rec._start_workers()
         except BaseException:
             rec._stop_workers()
@@ -255,6 +267,7 @@ class DatasetRecorder:
             raise self._recover_or_fail(error, lost) from error
         for name, v in videos.items():
             stats[name] = v.stats
+            self._note_encoder(name, v)
 
         if self._data_bytes and self._data_bytes + rows.nbytes > self.config.data_files_size_in_mb * 2**20:
             self._data_at = self._data_at.next(self.config.chunks_size)
@@ -283,7 +296,8 @@ class DatasetRecorder:
                 camera=name, frames=v.frames, dropped=queue_stats[name].frames_dropped,
                 max_queue_depth=queue_stats[name].max_depth, video_file=self._layout.video(name, v.file),
                 from_timestamp=v.from_frame / fps, to_timestamp=(v.from_frame + v.frames) / fps,
-                flush_s=v.flush_s, append_s=v.append_s)
+                flush_s=v.flush_s, append_s=v.append_s, encoder=self._encoders[name][0].encoder,
+                fallbacks=v.fallbacks)
         for name, s in stats.items():
             for stat in STAT_NAMES:
                 meta[f"stats/{name}/{stat}"] = np.asarray(s[stat]).tolist()
@@ -379,9 +393,32 @@ class DatasetRecorder:
         self._episode_tasks: list[str] = []
         self._task_of_row: list[str] = []
 
+    def _choose_encoders(self) -> None:
+        """Resolve `auto` and each camera's fallbacks, once, at the cameras' real size."""
+        for f in self._video_features:
+            self._encoders[f.name] = choose_encoders(self.config.camera_encoder, f.shape[1], f.shape[0],
+                                                     self.config.fps, self.config.encoder_threads, camera=f.name)
+
+    def _first_encoders(self) -> dict[str, EncoderConfig]:
+        """Per camera: the encoder of its first file (what info.json describes), else its current one."""
+        out = {}
+        for name, chain in self._encoders.items():
+            files = self._file_encoders.get(name)
+            out[name] = files[min(files, key=lambda at: (at.chunk, at.file))] if files else chain[0]
+        return out
+
+    def _note_encoder(self, name: str, v: VideoEpisode) -> None:
+        """Keep track of which encoder a camera is on and which made each file, after a saved episode."""
+        if v.encoders:
+            self._encoders[name] = v.encoders
+        self._file_encoders.setdefault(name, {})[v.file] = self._encoders[name][0]
+        for fallback in v.fallbacks:
+            log.warning("%s: %s; episode %d has every frame, in a new video file", name, fallback,
+                        self._episode_index)
+
     def _start_workers(self) -> None:
         for f in self._video_features:
-            self._workers[f.name] = EncoderWorker(f, self.config, self._layout, FileIndex())
+            self._workers[f.name] = EncoderWorker(f, self.config, self._layout, FileIndex(), self._encoders.get(f.name))
         for w in self._workers.values():
             w.start()
         for w in self._workers.values():
@@ -458,7 +495,12 @@ class DatasetRecorder:
         for name in dead:
             start_at = self._rebuild_open_video(name)
             self._workers[name].join(0)
-            worker = EncoderWorker(self._feature(name), self.config, self._layout, start_at)
+            chain = self._encoders.get(name, ())
+            if len(chain) > 1:  # a driver that took its process down would likely do it again
+                log.warning("%s: its encoder process died with %s; the new process uses %s", name,
+                            chain[0].encoder, chain[1].encoder)
+                self._encoders[name] = chain[1:]
+            worker = EncoderWorker(self._feature(name), self.config, self._layout, start_at, self._encoders.get(name))
             self._workers[name] = worker
             worker.start()
             worker.wait_ready()
@@ -488,7 +530,8 @@ class DatasetRecorder:
                 log.warning("encoder for %s died; rebuilding %s from the spools of episodes %s", name,
                             self._layout.video(name, at), episodes)
                 feature = self._feature(name)
-                rebuild_video_file(self.root, name, at, episodes, self.config.camera_encoder.stream_codec,
+                encoder = self._file_encoders.get(name, {}).get(at) or self._encoders[name][0]
+                rebuild_video_file(self.root, name, at, episodes, encoder.stream_codec,
                                    self.config.fps, feature.shape[1], feature.shape[0])
             at = at.next(self.config.chunks_size)
         shutil.rmtree(spools, ignore_errors=True)
@@ -513,9 +556,11 @@ class DatasetRecorder:
                      for name in names}
             write_json_atomic(self._layout.stats, stats_to_json(stats))
         write_tasks_file(self._layout.tasks, self._tasks)
+        file_codecs = {name: {f"chunk-{at.chunk:03d}/file-{at.file:03d}.mp4": enc.stream_codec
+                              for at, enc in files.items()} for name, files in self._file_encoders.items()}
         write_json_atomic(self._layout.info, build_info(
             self.config, total_episodes=len(metas), total_frames=sum(m["length"] for m in metas),
-            total_tasks=len(self._tasks)))
+            total_tasks=len(self._tasks), encoders=self._first_encoders(), file_codecs=file_codecs))
 
 
 def _check_value(f: Feature, value: Any) -> Any:
