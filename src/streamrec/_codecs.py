@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import glob
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cache
@@ -368,3 +368,16 @@ def open_decoder(stream_codec: str) -> av.CodecContext:
         except Exception:  # noqa: BLE001 - not in this build: try the next
             continue
     return av.CodecContext.create(names[-1], "r")
+
+
+def error_text(error: BaseException, logs: Sequence[tuple[int, str, str]]) -> str:
+    """FFmpeg's own messages first (what the user can act on), then the exception."""
+    import av
+
+    lines: list[str] = []
+    for level, _, message in logs:
+        text = message.strip()
+        if level <= av.logging.ERROR and text and text not in lines:
+            lines.append(text)
+    what = getattr(error, "strerror", None) or str(error)
+    return f"{'; '.join(lines)} ({type(error).__name__}: {what})" if lines else f"{type(error).__name__}: {error}"

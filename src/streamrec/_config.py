@@ -41,8 +41,8 @@ class EncoderConfig:
     """
 
     vcodec: str = "libsvtav1"
-    """Encoder: `auto` (the best one that works here, see `streamrec probe`), `libsvtav1` (alias `av1`),
-    `h264` (`libx264`), `hevc` (`libx265`), or a hardware encoder such as `h264_nvenc`."""
+    """Encoder: `libsvtav1` (alias `av1`), `h264` (`libx264`), `hevc` (`libx265`), a hardware encoder such as
+    `h264_nvenc`, or `auto`: the first that works here, hardware first (see `streamrec probe`)."""
     pix_fmt: str = "yuv420p"
     """Pixel format of the encoded stream; frames arrive as rgb24 and are converted in the worker."""
     g: int | None = 2

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import av
 
-from ._codecs import open_codec, open_decoder
+from ._codecs import error_text, open_codec, open_decoder
 from ._config import EncoderConfig
 from ._errors import WorkerError
 
@@ -87,7 +87,7 @@ class EpisodeCodec:
         while self._codec is None:
             try:
                 self._codec = self._open()
-            except av.FFmpegError as e:
+            except _OpenError as e:
                 self._drop_failed(e, None)
         self._spool_codec = chain[0].stream_codec
         self.spool = make_spool(spool_path)
@@ -128,7 +128,13 @@ class EpisodeCodec:
     # -- internals --------------------------------------------------------------------------------
 
     def _open(self) -> av.VideoCodecContext:
-        return open_codec(self._chain[0], *self._geometry)
+        # All of FFmpeg's messages, not just the exception's last line: for a hardware encoder
+        # the first one usually says what is missing ("Could not find a valid device").
+        with av.logging.Capture() as logs:
+            try:
+                return open_codec(self._chain[0], *self._geometry)
+            except av.FFmpegError as e:
+                raise _OpenError(error_text(e, logs)) from e
 
     def _feed(self, frame: av.VideoFrame, spool: Spool) -> None:
         frame.pts = self._fed
@@ -142,8 +148,8 @@ class EpisodeCodec:
 
     def _drop_failed(self, error: BaseException, at_frame: int | None) -> None:
         """Remove the failed encoder from the chain and record it; re-raise when none is left."""
-        if len(self._chain) == 1:
-            raise error
+        if len(self._chain) == 1:  # no fallback left: FFmpeg's own exception, as without a chain
+            raise error.__cause__ if isinstance(error, _OpenError) and error.__cause__ else error
         failed = self._chain.pop(0)
         # Reported with the episode (the recorder logs it): this process has no log handler.
         self._events.append(EncoderFallback(failed.encoder, self._chain[0].encoder, at_frame, _describe(error)))
@@ -157,7 +163,7 @@ class EpisodeCodec:
                 self._codec = self._open()
                 self._reencode()
                 return
-            except av.FFmpegError as e:
+            except (av.FFmpegError, _OpenError) as e:
                 self._codec = None
                 error = e
 
@@ -198,7 +204,13 @@ class EpisodeCodec:
                               "the episode cannot be kept whole") from e
 
 
+class _OpenError(Exception):
+    """An encoder failed to open; the message is FFmpeg's text for it."""
+
+
 def _describe(error: BaseException) -> str:
+    if isinstance(error, _OpenError):
+        return str(error)
     log_line: Any = getattr(error, "log", None)
     if isinstance(log_line, tuple) and len(log_line) == 3 and log_line[2]:
         return f"{str(log_line[2]).strip()} ({getattr(error, 'strerror', None) or error})"

@@ -47,6 +47,8 @@ PROBE_FRAMES = 30
 PROBE_TIMEOUT_S = 20.0
 """How long one encoder may take to open, encode, flush and decode back before it counts as hung."""
 _CHILD_COMMAND = "from streamrec._probe import _child_main; _child_main()"
+_PROBE_VERSION = "1"
+"""Part of the cache key: bump it when what a probe does or reports changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ def machine_key() -> dict[str, str]:
     import av
 
     return {
+        "probe": _PROBE_VERSION,
         "pyav": av.__version__,
         "ffmpeg": str(getattr(av, "ffmpeg_version_info", "")),
         "libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
@@ -190,19 +193,6 @@ def _test_frames(width: int, height: int, count: int) -> list[Any]:
     return frames
 
 
-def _error_text(error: BaseException, logs: Sequence[tuple[int, str, str]]) -> str:
-    """FFmpeg's own messages first (what the user can act on), then the exception."""
-    import av
-
-    lines: list[str] = []
-    for level, _, message in logs:
-        text = message.strip()
-        if level <= av.logging.ERROR and text and text not in lines:
-            lines.append(text)
-    what = getattr(error, "strerror", None) or str(error)
-    return f"{'; '.join(lines)} ({type(error).__name__}: {what})" if lines else f"{type(error).__name__}: {error}"
-
-
 def _probe_one(request: Mapping[str, Any]) -> dict[str, Any]:
     """Open, encode, flush and decode back, in this (child) process."""
     import av
@@ -234,7 +224,7 @@ def _probe_one(request: Mapping[str, Any]) -> dict[str, Any]:
                 got = f"{decoded[0].width}x{decoded[0].height}" if decoded else "nothing"
                 raise RuntimeError(f"its stream decoded back to {got}, not {width}x{height}")
         except Exception as e:  # noqa: BLE001 - the probe's answer is the error text
-            return {"works": False, "error": _error_text(e, logs)}
+            return {"works": False, "error": _codecs.error_text(e, logs)}
     return {"works": True, "open_ms": (t1 - t0) * 1e3, "ms_per_frame": (t2 - t1) * 1e3 / count}
 
 
@@ -464,7 +454,11 @@ def choose_encoders(config: EncoderConfig, width: int, height: int, fps: int, en
     if name != AUTO:
         return (config, *working, last)
     chosen = working[0] if working else last
-    why_not = "; ".join(f"{r.encoder}: {r.error}" for r in (report.results if report else ()) if not r.works)
+    failures: dict[str, list[str]] = {}  # the same reason for several encoders is said once
+    for r in report.results if report else ():
+        if not r.works:
+            failures.setdefault(r.error or "?", []).append(r.encoder)
+    why_not = "; ".join(f"{', '.join(names)}: {error}" for error, names in failures.items())
     measured = next((r for r in (report.results if report else ()) if r.encoder == chosen.encoder), None)
     speed = f", {measured.ms_per_frame:.1f} ms/frame" if measured and measured.ms_per_frame else ""
     log.info("%s: vcodec=auto chose %s (%dx%d %s, %d fps%s)%s", camera or "camera", chosen.encoder, width, height,

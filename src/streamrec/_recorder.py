@@ -395,9 +395,12 @@ class DatasetRecorder:
 
     def _choose_encoders(self) -> None:
         """Resolve `auto` and each camera's fallbacks, once, at the cameras' real size."""
+        by_size: dict[tuple[int, ...], tuple[EncoderConfig, ...]] = {}  # cameras of one size share the answer
         for f in self._video_features:
-            self._encoders[f.name] = choose_encoders(self.config.camera_encoder, f.shape[1], f.shape[0],
-                                                     self.config.fps, self.config.encoder_threads, camera=f.name)
+            if f.shape not in by_size:
+                by_size[f.shape] = choose_encoders(self.config.camera_encoder, f.shape[1], f.shape[0],
+                                                   self.config.fps, self.config.encoder_threads, camera=f.name)
+            self._encoders[f.name] = by_size[f.shape]
 
     def _first_encoders(self) -> dict[str, EncoderConfig]:
         """Per camera: the encoder of its first file (what info.json describes), else its current one."""
@@ -411,10 +414,12 @@ class DatasetRecorder:
         """Keep track of which encoder a camera is on and which made each file, after a saved episode."""
         if v.encoders:
             self._encoders[name] = v.encoders
-        self._file_encoders.setdefault(name, {})[v.file] = self._encoders[name][0]
+        files = self._file_encoders.setdefault(name, {})
+        new_file = bool(files) and v.file not in files
+        where = f", in a new file {self._layout.video(name, v.file).relative_to(self.root)}" if new_file else ""
+        files[v.file] = self._encoders[name][0]
         for fallback in v.fallbacks:
-            log.warning("%s: %s; episode %d has every frame, in a new video file", name, fallback,
-                        self._episode_index)
+            log.warning("%s: %s; episode %d has every frame%s", name, fallback, self._episode_index, where)
 
     def _start_workers(self) -> None:
         for f in self._video_features:
