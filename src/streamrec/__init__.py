@@ -2,7 +2,9 @@
 
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
+from ._fallback import EncoderFallback
 from ._info import CameraInfo, DatasetInfo, TaskInfo, info
+from ._probe import ProbeReport, ProbeResult, probe
 from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
 from ._sources import CameraSource, SourceError
 from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
@@ -19,11 +21,14 @@ __all__ = [
     "DatasetInfo",
     "DatasetRecorder",
     "EncoderConfig",
+    "EncoderFallback",
     "EncoderRestarted",
     "EpisodeCameraCheck",
     "EpisodeReport",
     "Finding",
     "FrameError",
+    "ProbeReport",
+    "ProbeResult",
     "QueueFullPolicy",
     "Severity",
     "SourceError",
@@ -33,5 +38,6 @@ __all__ = [
     "WorkerError",
     "__version__",
     "info",
+    "probe",
     "verify",
 ]

@@ -43,11 +43,13 @@ from ._errors import ConfigError
 log = logging.getLogger("streamrec")
 
 PROBE_FRAMES = 30
-"""Frames each probe encodes: enough to get past the first frames' start-up cost."""
+"""Frames each probe encodes."""
+_WARM_UP_FRAMES = 5
+"""Of those, encoded before the clock starts: the first frames cost an encoder more (buffers, threads)."""
 PROBE_TIMEOUT_S = 20.0
 """How long one encoder may take to open, encode, flush and decode back before it counts as hung."""
 _CHILD_COMMAND = "from streamrec._probe import _child_main; _child_main()"
-_PROBE_VERSION = "1"
+_PROBE_VERSION = "3"
 """Part of the cache key: bump it when what a probe does or reports changes."""
 
 
@@ -71,6 +73,9 @@ class ProbeResult:
     """AVOptions it was opened with (EncoderConfig's settings mapped for this encoder)."""
     ms_per_frame: float | None = None
     """Wall time per frame to encode and flush the probe's frames (the codec chose its threads)."""
+    cpu_ms_per_frame: float | None = None
+    """CPU time per frame over all of the encoder's threads (for a hardware encoder: the conversion
+    from RGB and the driver's share)."""
     open_ms: float | None = None
     error: str | None = None
     """Why it does not work: FFmpeg's own error text (e.g. "Cannot load libcuda.so.1"), a timeout, ..."""
@@ -79,11 +84,19 @@ class ProbeResult:
 
     @property
     def max_cameras(self) -> int | None:
-        """Cameras of this size it could keep up with at `fps`, by this measurement alone (one
-        encoder at a time; the capture loop and other work need their share too)."""
-        if not self.works or not self.ms_per_frame:
+        """Cameras of this size it could keep up with at `fps`, by this measurement alone.
+
+        The CPU limit: the machine's cores over the CPU time per frame. A hardware encoder is also
+        held to one frame at a time on its device (wall time per frame), as sessions on one GPU
+        share its encoder engine. The capture loop and anything else running need their share too.
+        """
+        if not self.works or not self.ms_per_frame or not self.cpu_ms_per_frame:
             return None
-        return int(1000.0 / self.fps // self.ms_per_frame)
+        budget_ms = 1000.0 / self.fps
+        cameras = _cpus() * budget_ms / self.cpu_ms_per_frame
+        if ENCODERS[self.encoder].family.hardware:
+            cameras = min(cameras, budget_ms / self.ms_per_frame)
+        return int(cameras)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -110,6 +123,13 @@ class ProbeReport:
 
 
 # -- the machine and the cache ----------------------------------------------------------------
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
 
 
 def _first_line(path: str) -> str:
@@ -178,17 +198,28 @@ def _request(config: EncoderConfig, width: int, height: int, fps: int, encoder_t
 
 
 def _test_frames(width: int, height: int, count: int) -> list[Any]:
-    """Camera-like frames: a smooth texture with fine noise, moving a few pixels per frame
-    (flat or pure-noise frames would make every encoder look faster or slower than it is)."""
+    """Camera-like frames: smooth shapes with a little sensor noise, moving 3 pixels per frame.
+
+    Flat frames would make every encoder look faster than it is, and pure noise slower. Against
+    the ALOHA footage (640x480) this costs SVT-AV1 and x264 ~20-30 % more CPU per frame, so the
+    camera counts `streamrec probe` derives from it err on the safe side.
+    """
     import av
     import numpy as np
 
     rng = np.random.default_rng(width * height)
-    coarse = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), np.uint8)
-    scene = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)[:height, :width].astype(np.int16)
+    block = 32
+    coarse = rng.integers(0, 256, (height // block + 1, width // block + 1, 3), np.uint8)
+    scene = np.repeat(np.repeat(coarse, block, axis=0), block, axis=1)[:height, :width].astype(np.int32)
+    for axis in (0, 1):  # a box blur of the blocks, by running sums
+        pad = [(0, 0)] * 3
+        pad[axis] = (block, 0)
+        sums = np.cumsum(np.pad(scene, pad, mode="edge"), axis=axis)
+        scene = (np.take(sums, range(block, sums.shape[axis]), axis=axis)
+                 - np.take(sums, range(sums.shape[axis] - block), axis=axis)) // block
     frames = []
     for i in range(count):
-        image = np.roll(scene, 3 * i, axis=1) + rng.integers(-8, 9, (height, width, 1), np.int16)
+        image = np.roll(scene, 3 * i, axis=1) + rng.integers(-3, 4, (height, width, 1))
         frames.append(av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24"))
     return frames
 
@@ -200,17 +231,20 @@ def _probe_one(request: Mapping[str, Any]) -> dict[str, Any]:
     config = EncoderConfig(**request["config"])
     width, height, fps, count = request["width"], request["height"], request["fps"], request["frames"]
     frames = _test_frames(width, height, count)
+    warm_up = min(_WARM_UP_FRAMES, count - 1)
     with av.logging.Capture() as logs:
         try:
             t0 = time.perf_counter()
             codec = _codecs.open_codec(config, width, height, fps, request["threads"])
-            t1 = time.perf_counter()
+            t_open = time.perf_counter()
             packets = []
             for i, frame in enumerate(frames):
+                if i == warm_up:
+                    t1, cpu1 = time.perf_counter(), time.process_time()
                 frame.pts = i
                 packets.extend(codec.encode(frame))
             packets.extend(codec.encode(None))
-            t2 = time.perf_counter()
+            t2, cpu2 = time.perf_counter(), time.process_time()
             if len(packets) != count:
                 raise RuntimeError(f"returned {len(packets)} packets for {count} frames")
             out_of_order = [k for k, p in enumerate(packets) if p.pts != k]
@@ -225,7 +259,9 @@ def _probe_one(request: Mapping[str, Any]) -> dict[str, Any]:
                 raise RuntimeError(f"its stream decoded back to {got}, not {width}x{height}")
         except Exception as e:  # noqa: BLE001 - the probe's answer is the error text
             return {"works": False, "error": _codecs.error_text(e, logs)}
-    return {"works": True, "open_ms": (t1 - t0) * 1e3, "ms_per_frame": (t2 - t1) * 1e3 / count}
+    timed = count - warm_up
+    return {"works": True, "open_ms": (t_open - t0) * 1e3, "ms_per_frame": (t2 - t1) * 1e3 / timed,
+            "cpu_ms_per_frame": (cpu2 - cpu1) * 1e3 / timed}
 
 
 def _child_main() -> None:
