@@ -247,7 +247,13 @@ def check(config: EncoderConfig) -> None:
         raise bad("crf", "must be a number or None")
     name = encoder_name(config.vcodec)
     if name == AUTO:
-        return  # checked per candidate when `auto` is resolved, at the cameras' real size
+        # The rest is checked per candidate when `auto` is resolved at the cameras' size; a
+        # candidate that cannot take the settings is skipped. The software encoder `auto` ends
+        # with cannot be skipped, so its pixel formats bound `auto`'s.
+        formats = stream_formats(ENCODERS[SOFTWARE_LAST_RESORT])
+        if formats is not None and config.pix_fmt not in formats:
+            raise bad("pix_fmt", f"vcodec=auto ends with {SOFTWARE_LAST_RESORT}, which accepts {formats}")
+        return
     enc = ENCODERS[name]
     if not compiled_in(name):
         raise bad("vcodec", f"this PyAV build has no encoder {name!r} (its FFmpeg was built without it)")
