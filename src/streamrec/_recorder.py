@@ -365,6 +365,11 @@ class DatasetRecorder:
         """Rows in the open episode."""
         return self._frames
 
+    @property
+    def encoders(self) -> dict[str, str]:
+        """Camera -> the FFmpeg encoder it is on (`vcodec=auto` resolved; after a fallback, its replacement)."""
+        return {name: chain[0].encoder for name, chain in self._encoders.items()}
+
     def camera_status(self) -> list[CameraStatus]:
         """Queue depth and drop counters of each camera for the open episode."""
         out = []
