@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from multiprocessing.connection import Connection
@@ -187,8 +187,10 @@ class _Spec:
 class _CameraEncoder:
     """The encoding itself, inside the encoder process: one episode at a time into the camera's MP4s."""
 
-    def __init__(self, spec: _Spec) -> None:
+    def __init__(self, spec: _Spec, busy: Callable[[], None] = lambda: None) -> None:
+        """`busy`: tells the recorder the process is alive during a long fallback re-encode."""
         self._spec = spec
+        self._busy = busy
         self._layout = Layout(spec.root)
         self._chain = [spec.encoder, *spec.fallbacks]
         """The camera's encoder, then its fallbacks; a failed encoder is removed for good."""
@@ -207,7 +209,8 @@ class _CameraEncoder:
     def open_episode(self) -> None:
         spec = self._spec
         self._codec = EpisodeCodec(self._chain, spec.width, spec.height, spec.fps, spec.encoder_threads,
-                                   self._spool_dir / "open.bin", _PacketSpool, self._fallbacks, spec.camera)
+                                   self._spool_dir / "open.bin", _PacketSpool, self._fallbacks, spec.camera,
+                                   self._busy)
         self._next_slot = 0
         self._last_frame = None
         self._sampler = ImageStatsSampler(spec.fps // 10)
@@ -301,7 +304,7 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
     "close", and still closes the MP4 that holds the episodes saved before it.
     """
     demote_current_thread(spec.nice)
-    encoder = _CameraEncoder(spec)
+    encoder = _CameraEncoder(spec, busy=lambda: replies.send((None, "busy", None)))
     failure: str | None = None
 
     def fail(e: BaseException, request_id: int | None) -> None:
@@ -536,6 +539,10 @@ class EncoderWorker:
             except EOFError:
                 self._failure = self._failure or self._died()
                 raise self._failure from None
+            if kind == "busy":  # re-encoding an episode after an encoder failed (see _fallback): not hung
+                if deadline is not None:
+                    deadline = time.monotonic() + timeout_s
+                continue
             if kind == "error":
                 error = WorkerError(f"encoder for {self.camera} failed: {value.strip().splitlines()[-1]}")
                 error.__cause__ = _RemoteError(value)

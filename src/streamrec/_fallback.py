@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -74,8 +75,11 @@ class EpisodeCodec:
 
     def __init__(self, chain: list[EncoderConfig], width: int, height: int, fps: int, threads: int | None,
                  spool_path: Path, make_spool: Callable[[Path], Spool], events: list[EncoderFallback],
-                 camera: str) -> None:
+                 camera: str, busy: Callable[[], None] = lambda: None) -> None:
+        """`busy` is called about once a second while a fallback re-encodes the episode so far
+        (seconds for a long episode), so that a caller waiting for the flush knows it is alive."""
         self._chain = chain
+        self._busy = busy
         self._geometry = (width, height, fps, threads)
         self._make_spool = make_spool
         self._events = events
@@ -174,8 +178,12 @@ class EpisodeCodec:
         self._fed = 0
         new = self._make_spool(old.path.with_name(f"{old.path.stem}.fallback{old.path.suffix}"))
         try:
+            said = time.monotonic()
             for frame in self._decoded(old):
                 self._feed(frame, new)
+                if time.monotonic() - said > 1.0:
+                    self._busy()
+                    said = time.monotonic()
             if self._fed != old.packets:
                 raise WorkerError(f"{self._camera}: only {self._fed} of the {old.packets} frames encoded before "
                                   "the encoder failed decode back; the episode cannot be kept whole")
