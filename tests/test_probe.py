@@ -18,7 +18,7 @@ SMALL = {"width": 128, "height": 96, "fps": 30}
 
 
 def test_software_encoders_work_and_are_timed():
-    report = probe(["libx264", "libsvtav1"], **SMALL)
+    report = probe(["h264", "libsvtav1"], **SMALL)  # aliases as EncoderConfig takes them
     for r in report.results:
         assert (r.compiled_in, r.works, r.error) == (True, True, None), r
         assert r.ms_per_frame > 0 and r.cpu_ms_per_frame > 0 and r.max_cameras >= 1

@@ -382,7 +382,7 @@ def fit(base: EncoderConfig, encoder: str) -> tuple[EncoderConfig, tuple[str, ..
 
 def _candidates(encoders: Sequence[str] | None) -> list[str]:
     if encoders is not None:
-        return list(encoders)
+        return [_codecs.encoder_name(name) for name in encoders]  # `h264` means libx264 here too
     order = auto_order()
     rest = [name for name, enc in ENCODERS.items()
             if name not in order and (compiled_in(name) or not enc.family.hardware)]
