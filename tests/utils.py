@@ -73,7 +73,9 @@ def clear_decode_cache() -> None:
 
 
 def episodes(root: Path) -> list[dict]:
-    return pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    """Rows of every meta/episodes file, in file order."""
+    return [row for path in sorted(root.glob("meta/episodes/chunk-*/file-*.parquet"))
+            for row in pq.read_table(path).to_pylist()]
 
 
 def frames_of_episode(root: Path, ep: dict, key: str, fps: int) -> list[np.ndarray]:

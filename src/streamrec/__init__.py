@@ -5,7 +5,7 @@ from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, St
 from ._fallback import EncoderFallback
 from ._info import CameraInfo, DatasetInfo, TaskInfo, info
 from ._probe import ProbeReport, ProbeResult, probe
-from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EpisodeReport
+from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EncodeProgress, EpisodeReport
 from ._sources import CameraSource, SourceError
 from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
 
@@ -20,6 +20,7 @@ __all__ = [
     "DatasetError",
     "DatasetInfo",
     "DatasetRecorder",
+    "EncodeProgress",
     "EncoderConfig",
     "EncoderFallback",
     "EncoderRestarted",

@@ -164,7 +164,8 @@ class RecorderConfig:
     """User features (cameras as dtype 'video', vectors, scalars); the default columns are added."""
     robot_type: str | None = None
     streaming_encoding: bool = True
-    """Encode while recording (True) or spill PNGs and encode at save time (not available yet)."""
+    """Encode while recording (True), or write each frame as a PNG and encode at save time (False:
+    capture never competes with the video encoder; saving waits for it)."""
     camera_encoder: EncoderConfig = field(default_factory=EncoderConfig)
     encoder_threads: int | None = None
     """Threads per camera encoder; None lets the codec decide."""
@@ -175,6 +176,8 @@ class RecorderConfig:
     data_files_size_in_mb: float = 100.0
     chunks_size: int = 1000
     batch_encoding_size: int = 1
+    """With streaming_encoding=False: encode the PNGs of this many saved episodes at once (every
+    batch_encoding_size-th save_episode(), and the rest at finalize())."""
     encoder_nice: int = 10
     """How much lower than the capture loop encoder threads run (added to their nice value)."""
     encoder_timeout_s: float = 30.0
@@ -186,9 +189,9 @@ class RecorderConfig:
 
         if isinstance(self.fps, bool) or not isinstance(self.fps, int) or self.fps <= 0:
             raise bad("fps", "must be an integer > 0")
-        if not self.streaming_encoding:
-            raise bad("streaming_encoding", "only True is available so far; the PNG fallback path "
-                      "(streaming_encoding=False) is not built yet")
+        if not isinstance(self.streaming_encoding, bool):
+            raise bad("streaming_encoding", "must be True (encode while recording) or False (write PNGs, "
+                      "encode at save_episode)")
         if self.encoder_threads is not None and (not isinstance(self.encoder_threads, int)
                                                  or self.encoder_threads < 1):
             raise bad("encoder_threads", "must be None (codec decides) or an integer >= 1")
@@ -202,9 +205,13 @@ class RecorderConfig:
                 raise bad(name, "must be a number > 0")
         if not isinstance(self.chunks_size, int) or self.chunks_size < 1:
             raise bad("chunks_size", "must be an integer >= 1")
-        if self.batch_encoding_size != 1:
-            raise bad("batch_encoding_size", "streaming encoding encodes every episode as it is "
-                      "recorded; batch encoding applies to streaming_encoding=False only, so keep it 1")
+        if isinstance(self.batch_encoding_size, bool) or not isinstance(self.batch_encoding_size, int) \
+                or self.batch_encoding_size < 1:
+            raise bad("batch_encoding_size", "must be an integer >= 1")
+        if self.streaming_encoding and self.batch_encoding_size != 1:
+            raise bad("batch_encoding_size", "streaming encoding encodes every episode while it is "
+                      "recorded, so there is nothing to batch: keep it 1, or set streaming_encoding=False "
+                      "to write PNGs and encode them every batch_encoding_size episodes")
         if not isinstance(self.encoder_nice, int) or not 0 <= self.encoder_nice <= 19:
             raise bad("encoder_nice", "must be an integer 0..19")
         if not isinstance(self.encoder_timeout_s, (int, float)) or not self.encoder_timeout_s > 0:

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
+import functools
 import json
 import os
+import queue
 import struct
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import weakref
@@ -44,6 +48,7 @@ from ._errors import WorkerError
 from ._fallback import EncoderFallback, EpisodeCodec
 from ._queue import FrameQueue, FrameQueueReader, ReaderHandle
 from ._sched import demote_current_thread
+from ._spill import ImageSpill, episode_images_dir, read_spilled
 from ._stats import ImageStatsSampler, Stats
 
 _RECORD = struct.Struct("<IqB")  # payload size, pts, keyframe flag
@@ -51,23 +56,35 @@ _RECORD = struct.Struct("<IqB")  # payload size, pts, keyframe flag
 
 @dataclass(frozen=True, slots=True)
 class VideoEpisode:
-    """What one camera contributed to a saved episode."""
+    """Where one camera's video of an episode landed."""
 
     camera: str
+    episode_index: int
     file: FileIndex
     from_frame: int
     """Index of the episode's first frame inside the MP4 file."""
     frames: int
     """Video frames written: always the episode's row count."""
-    stats: Stats
     flush_s: float
-    """Time spent encoding the frames the encoder still held when the episode ended."""
+    """Time spent encoding after the episode ended: the frames the encoder still held when
+    streaming, every frame when encoding spilled PNGs."""
     append_s: float
     """Time spent copying the episode's packets into the camera's MP4."""
     encoders: tuple[EncoderConfig, ...] = ()
     """The camera's encoder chain after this episode: the one that made it first, then its fallbacks."""
     fallbacks: tuple[EncoderFallback, ...] = ()
     """Encoders that failed since the previous saved episode, and what took over."""
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeEnd:
+    """The encoder process's answer when an episode ends."""
+
+    camera: str
+    stats: Stats
+    """Pixel statistics of a sample of the frames it received."""
+    video: VideoEpisode | None
+    """The encoded episode; None when its PNGs wait to be encoded (`streaming_encoding=False`)."""
 
 
 def _read_records(f: Any) -> Iterator[tuple[bytes, int, bool]]:
@@ -180,6 +197,12 @@ class _Spec:
     limit_bytes: int
     chunks_size: int
     nice: int
+    streaming: bool
+    """Encode frames as they arrive; otherwise write them as PNGs and encode when asked."""
+    spilled_threads: int
+    """Codec threads for encoding PNGs when `encoder_threads` is None. Every camera encodes
+    at once then, so a share of the CPUs each: measured here, SVT-AV1 with one thread per
+    process needs ~30 % less CPU per frame than with its default of one per CPU."""
     fallbacks: tuple[EncoderConfig, ...] = ()
     """Encoders to switch to, in order, when `encoder` fails (see `_fallback`)."""
 
@@ -204,20 +227,18 @@ class _CameraEncoder:
         self._codec: EpisodeCodec | None = None
         self._next_slot = 0
         self._last_frame: av.VideoFrame | None = None
-        self._sampler = ImageStatsSampler(spec.fps // 10)
 
-    def open_episode(self) -> None:
+    def open_episode(self, threads: int | None = None) -> None:
+        """`threads`: codec threads for this episode (default: `encoder_threads`)."""
         spec = self._spec
-        self._codec = EpisodeCodec(self._chain, spec.width, spec.height, spec.fps, spec.encoder_threads,
+        self._codec = EpisodeCodec(self._chain, spec.width, spec.height, spec.fps,
+                                   spec.encoder_threads if threads is None else threads,
                                    self._spool_dir / "open.bin", _PacketSpool, self._fallbacks, spec.camera,
                                    self._busy)
         self._next_slot = 0
         self._last_frame = None
-        self._sampler = ImageStatsSampler(spec.fps // 10)
 
-    def encode_slot(self, slot: int, array: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(array, format="rgb24")  # a copy: the caller may reuse `array`
-        self._sampler.maybe_add(slot, array)
+    def encode_slot(self, slot: int, frame: av.VideoFrame) -> None:
         # Slots before this one whose frames were dropped at the queue: repeat the previous
         # frame (or this one, if the episode's first frames were dropped) so that video frame k
         # always belongs to table row k.
@@ -255,9 +276,37 @@ class _CameraEncoder:
         self._kept_spools.append(spool.path)
         fallbacks = tuple(self._fallbacks)
         self._fallbacks.clear()
-        return VideoEpisode(camera=self._spec.camera, file=self._file.at, from_frame=start, frames=frames,
-                            stats=self._sampler.stats(), flush_s=t1 - t0, append_s=time.perf_counter() - t1,
+        return VideoEpisode(camera=self._spec.camera, episode_index=episode_index, file=self._file.at,
+                            from_frame=start, frames=frames, flush_s=t1 - t0, append_s=time.perf_counter() - t1,
                             encoders=tuple(self._chain), fallbacks=fallbacks)
+
+    def encode_spilled(self, episodes: list[tuple[int, int]], progress: Callable[[int, int], None]
+                       ) -> list[VideoEpisode]:
+        """Encode saved episodes from their PNGs, in order, into the camera's MP4s.
+
+        `episodes` holds (episode_index, rows). `progress(episode_index, frames_done)` is called
+        as frames go by. The PNGs are left in place: the recorder deletes them once the episode's
+        metadata is written.
+        """
+        done = []
+        for episode_index, frames in episodes:
+            folder = episode_images_dir(self._layout, self._spec.camera, episode_index)
+            if not folder.is_dir():
+                raise WorkerError(f"{self._spec.camera}: the PNGs of episode {episode_index} are missing ({folder})")
+            self.open_episode(self._spec.encoder_threads or self._spec.spilled_threads)
+            t0 = time.perf_counter()
+            try:
+                for slot, frame in read_spilled(folder):
+                    if slot >= frames:
+                        raise WorkerError(f"{folder}: frame {slot} is beyond the episode's {frames} rows")
+                    self.encode_slot(slot, frame)
+                    progress(episode_index, slot + 1)
+                video = self.finish_episode(frames, episode_index)
+            except BaseException:
+                self.abort_episode()
+                raise
+            done.append(dataclasses.replace(video, flush_s=time.perf_counter() - t0 - video.append_s))
+        return done
 
     def abort_episode(self) -> None:
         codec, self._codec = self._codec, None
@@ -298,13 +347,18 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
     """Body of the encoder process.
 
     Requests arrive as `(kind, request_id, *args)` between the frames and are answered with
-    `(request_id, "ok" | "error", value)`. A failure while encoding frames is reported at once
-    as `(None, "error", traceback)`. After a failure the process keeps taking frames (giving
+    `(request_id, "ok" | "error", value)`; a long request also sends `(request_id, "progress",
+    value)` now and then. A failure while taking frames is reported at once as
+    `(None, "error", traceback)`. After a failure the process keeps taking frames (giving
     their buffers back) so that the capture loop is never stuck, refuses every request but
     "close", and still closes the MP4 that holds the episodes saved before it.
     """
+    # Started before this thread is demoted, so that it keeps normal priority (see _SaveThread).
+    save_thread = None if spec.streaming else _SaveThread()
     demote_current_thread(spec.nice)
     encoder = _CameraEncoder(spec, busy=lambda: replies.send((None, "busy", None)))
+    spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width, spec.height)
+    sampler = ImageStatsSampler(spec.fps // 10)
     failure: str | None = None
 
     def fail(e: BaseException, request_id: int | None) -> None:
@@ -315,6 +369,8 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
 
     try:
         encoder.open_episode()
+        if spill is not None:
+            encoder.abort_episode()  # opened only so that bad settings fail at creation
         replies.send((0, "ok", None))
     except BaseException as e:  # noqa: BLE001 - reported to the recorder
         fail(e, 0)
@@ -330,7 +386,13 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
             slot, index = message
             try:
                 if failure is None:
-                    encoder.encode_slot(slot, queue.buffer(index))
+                    array = queue.buffer(index)
+                    sampler.maybe_add(slot, array)
+                    if spill is None:
+                        # from_ndarray copies, so the buffer can go back to the queue
+                        encoder.encode_slot(slot, av.VideoFrame.from_ndarray(array, format="rgb24"))
+                    else:
+                        spill.write(slot, array)
             except BaseException as e:  # noqa: BLE001 - reported to the recorder
                 fail(e, None)
             finally:
@@ -346,15 +408,86 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
             if failure is not None:
                 replies.send((request_id, "error", f"failed earlier:\n{failure}"))
             elif kind == "end":
-                result = encoder.finish_episode(*args)
-                replies.send((request_id, "ok", result))
-                encoder.open_episode()
+                frames, episode_index = args
+                if spill is None:
+                    video = encoder.finish_episode(frames, episode_index)
+                elif spill.frames == 0:
+                    raise WorkerError(f"{spec.camera}: every frame of the episode was dropped; nothing to keep")
+                else:
+                    spill.keep(episode_index)
+                    video = None
+                replies.send((request_id, "ok", EpisodeEnd(spec.camera, sampler.stats(), video)))
+                sampler = ImageStatsSampler(spec.fps // 10)
+                if spill is None:
+                    encoder.open_episode()
             elif kind == "discard":
                 encoder.abort_episode()
+                sampler = ImageStatsSampler(spec.fps // 10)
+                if spill is not None:
+                    spill.discard()
                 replies.send((request_id, "ok", None))
-                encoder.open_episode()
+                if spill is None:
+                    encoder.open_episode()
+            elif kind == "encode":
+                videos = save_thread.call(functools.partial(encoder.encode_spilled, args[0],
+                                                            _Progress(replies, request_id)))
+                replies.send((request_id, "ok", videos))
         except BaseException as e:  # noqa: BLE001 - reported to the recorder
             fail(e, request_id)
+
+
+class _SaveThread:
+    """Runs the encoding of saved PNG episodes on a thread of normal priority.
+
+    The encoder process lowers its own priority (nice, SCHED_BATCH) so that writing PNGs never
+    competes with the capture loop. When saved episodes are encoded the capture loop is waiting
+    for them instead, and at that priority any other load on the machine would slow the save
+    several times over (seen here: 36 s instead of 19 s with other work running). A process
+    without CAP_SYS_NICE cannot raise its priority back, so this thread is started before the
+    demotion and only drops CAP_SYS_NICE (no real-time codec threads); the codec threads it
+    starts inherit that.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[Callable[[], Any] | None] = queue.Queue(maxsize=1)
+        self._results: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="sr-save", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        _name_thread("sr-save")
+        demote_current_thread(0)
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._results.put((True, job()))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+                self._results.put((False, e))
+
+    def call(self, job: Callable[[], Any]) -> Any:
+        """Run `job` on the thread and return its result (or raise its exception)."""
+        self._jobs.put(job)
+        ok, value = self._results.get()
+        if not ok:
+            raise value
+        return value
+
+
+class _Progress:
+    """Tells the recorder how a long request is going, at most a few times a second (this is
+    also what keeps the recorder from taking a busy encoder for a hung one)."""
+
+    INTERVAL_S = 0.5
+
+    def __init__(self, replies: Connection, request_id: int) -> None:
+        self._replies = replies
+        self._id = request_id
+        self._last = time.monotonic()
+
+    def __call__(self, episode_index: int, frames_done: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.INTERVAL_S:
+            self._last = now
+            self._replies.send((self._id, "progress", (episode_index, frames_done)))
 
 
 class _RemoteError(Exception):
@@ -386,11 +519,16 @@ def _child_main(argv: list[str]) -> None:
     queue = FrameQueueReader(ReaderHandle(tuple(fds["shape"]), fds["buffers"], fds["memory_fd"], fds["pipe_fd"]))
     replies = Connection(fds["replies_fd"], readable=False)
     spec: _Spec = queue.get()
-    with contextlib.suppress(OSError, AttributeError):  # name it in `top` and `ps -L`
+    _name_thread(f"sr-{spec.camera.rsplit('.', 1)[-1]}")
+    _worker_main(spec, queue, replies)
+
+
+def _name_thread(name: str) -> None:
+    """Name the calling thread as `top`, `ps -L` and /proc show it (threads it starts inherit it)."""
+    with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
-        ctypes.CDLL(None).prctl(15, f"sr-{spec.camera.rsplit('.', 1)[-1]}"[:15].encode(), 0, 0, 0)  # PR_SET_NAME
-    _worker_main(spec, queue, replies)
+        ctypes.CDLL(None).prctl(15, name[:15].encode(), 0, 0, 0)  # PR_SET_NAME
 
 
 class EncoderWorker:
@@ -414,7 +552,10 @@ class EncoderWorker:
         self._spec = _Spec(camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps,
                            encoder=encoders[0], encoder_threads=config.encoder_threads, root=layout.root,
                            start_at=start_at, limit_bytes=int(config.video_files_size_in_mb * 2**20),
-                           chunks_size=config.chunks_size, nice=config.encoder_nice, fallbacks=encoders[1:])
+                           chunks_size=config.chunks_size, nice=config.encoder_nice,
+                           streaming=config.streaming_encoding,
+                           spilled_threads=max(1, len(os.sched_getaffinity(0)) // len(config.video_features)),
+                           fallbacks=encoders[1:])
         self._timeout_s = config.encoder_timeout_s
         self._process: subprocess.Popen | None = None
         self._replies: Connection | None = None
@@ -469,8 +610,19 @@ class EncoderWorker:
         return self.queue.offer(slot, frame)
 
     def end_episode(self, frames: int, episode_index: int) -> _Reply:
-        """Complete the open episode with `frames` video frames; the reply is a VideoEpisode."""
+        """Complete the open episode with `frames` video frames; the reply is an EpisodeEnd.
+
+        Streaming, the episode is then in the camera's MP4; otherwise its PNGs are kept for
+        `encode_spilled`.
+        """
         return self._request("end", frames, episode_index)
+
+    def encode_spilled(self, episodes: list[tuple[int, int]],
+                       on_progress: Callable[[str, int, int], None] | None = None) -> _Reply:
+        """Encode kept PNG episodes, given as (episode_index, rows), in that order; the reply is
+        a list of VideoEpisode. `on_progress(camera, episode_index, frames_done)` is called from
+        `result()` as the encoder reports progress."""
+        return self._request("encode", episodes, on_progress=on_progress)
 
     def discard_episode(self) -> _Reply:
         return self._request("discard")
@@ -509,20 +661,32 @@ class EncoderWorker:
     def _died(self) -> WorkerError:
         return WorkerError(f"encoder process for {self.camera} ended unexpectedly (exit code {self.exitcode})")
 
-    def _request(self, kind: str, *args: Any) -> _Reply:
+    def _request(self, kind: str, *args: Any, on_progress: Callable[[str, int, int], None] | None = None
+                 ) -> _Reply:
         request_id = self._next_request
         self._next_request += 1
-        self.queue.put_control((kind, request_id, *args))
-        return _Reply(self, request_id, self._timeout_s)
+        try:
+            self.queue.put_control((kind, request_id, *args))
+        except OSError:  # the process closed its end of the pipe: it is gone
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(5)
+            self._failure = self._failure or self._died()
+            raise self._failure from None
+        return _Reply(self, request_id, self._timeout_s, on_progress)
 
-    def _wait(self, request_id: int | None, timeout_s: float | None = None) -> Any:
+    def _wait(self, request_id: int | None, timeout_s: float | None = None,
+              on_progress: Callable[[str, int, int], None] | None = None) -> Any:
         """Read replies until the one to `request_id` (None: the next unsolicited one).
 
         With `timeout_s`, an encoder that is alive but silent that long is taken as hung (SVT-AV1
         has known deadlocks at end of stream, seen here about once in a few hundred episode
         flushes under load): it is killed, so the caller gets an error instead of waiting forever.
+        A progress report counts as an answer.
         """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        def new_deadline() -> float | None:
+            return None if timeout_s is None else time.monotonic() + timeout_s
+
+        deadline = new_deadline()
         while True:
             try:
                 while not self._replies.poll(0.25):
@@ -539,11 +703,13 @@ class EncoderWorker:
             except EOFError:
                 self._failure = self._failure or self._died()
                 raise self._failure from None
-            if kind == "busy":  # re-encoding an episode after an encoder failed (see _fallback): not hung
-                if deadline is not None:
-                    deadline = time.monotonic() + timeout_s
-                continue
-            if kind == "error":
+            if kind == "busy":  # a fallback re-encoding an episode (see _fallback): alive, not hung
+                deadline = new_deadline()
+            elif kind == "progress":
+                deadline = new_deadline()
+                if on_progress is not None and got_id == request_id:
+                    on_progress(self.camera, *value)
+            elif kind == "error":
                 error = WorkerError(f"encoder for {self.camera} failed: {value.strip().splitlines()[-1]}")
                 error.__cause__ = _RemoteError(value)
                 self._failure = self._failure or error
@@ -556,11 +722,13 @@ class EncoderWorker:
 class _Reply:
     """The answer to one request to an encoder process, read when asked for."""
 
-    def __init__(self, worker: EncoderWorker, request_id: int, timeout_s: float) -> None:
+    def __init__(self, worker: EncoderWorker, request_id: int, timeout_s: float,
+                 on_progress: Callable[[str, int, int], None] | None) -> None:
         self._worker = worker
         self._id = request_id
         self._timeout_s = timeout_s
+        self._on_progress = on_progress
 
     def result(self) -> Any:
-        return self._worker._wait(self._id, self._timeout_s)
+        return self._worker._wait(self._id, self._timeout_s, self._on_progress)
 

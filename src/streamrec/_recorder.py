@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._config import EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
+from ._config import DEFAULT_FEATURES, EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
 from ._dataset import FileIndex, Layout, build_info, write_json_atomic
-from ._encoder import EncoderWorker, VideoEpisode, rebuild_video_file
+from ._encoder import EncoderWorker, EpisodeEnd, VideoEpisode, rebuild_video_file
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._fallback import EncoderFallback
 from ._probe import choose_encoders
+from ._resume import ExistingDataset, check_matches, read_existing
+from ._spill import episode_images_dir
 from ._stats import STAT_NAMES, Stats, aggregate, numeric_stats
 from ._tables import (
     EpisodeJournal,
+    conform,
     data_schema,
     episode_table,
+    episodes_table,
     stats_to_json,
     write_data_files,
-    write_episodes_file,
+    write_parquet_atomic,
     write_tasks_file,
 )
 
@@ -42,15 +47,18 @@ class CameraReport:
     dropped: int
     """Frames dropped because the encoder queue was full; each slot holds the previous frame."""
     max_queue_depth: int
-    video_file: Path
-    from_timestamp: float
-    to_timestamp: float
-    flush_s: float
-    """Time the encoder took, after the episode ended, for the frames it still held."""
-    append_s: float
+    video_file: Path | None
+    """The MP4 holding the episode; None (like the fields below) while the episode's video
+    waits as PNGs for its batch to be encoded (`batch_encoding_size` > 1)."""
+    from_timestamp: float | None
+    to_timestamp: float | None
+    flush_s: float | None
+    """Encoding time after the episode ended: the frames the encoder still held when streaming,
+    the whole episode from its PNGs otherwise."""
+    append_s: float | None
     """Time taken to copy the episode's packets into the camera's MP4."""
-    encoder: str = ""
-    """The FFmpeg encoder that made this episode's video."""
+    encoder: str | None = None
+    """The FFmpeg encoder that made this episode's video (None while it waits as PNGs)."""
     fallbacks: tuple[EncoderFallback, ...] = ()
     """Encoders that failed for this camera since the previous episode, and what took over."""
 
@@ -66,11 +74,57 @@ class EpisodeReport:
     cameras: Mapping[str, CameraReport]
     save_s: float
     """Wall time spent inside save_episode()."""
+    videos_pending: bool = False
+    """The episode is saved (rows and PNGs on disk) but its videos wait for the batch encode."""
+    encoded_episodes: tuple[int, ...] = ()
+    """Episodes whose videos were encoded and completed during this call."""
 
     @property
     def dropped(self) -> int:
         """Dropped frames summed over cameras."""
         return sum(c.dropped for c in self.cameras.values())
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeProgress:
+    """Passed to a progress callback while saved PNG episodes are encoded."""
+
+    camera: str
+    episode_index: int
+    frames_done: int
+    frames_total: int
+
+
+ProgressCallback = Callable[[EncodeProgress], None]
+
+
+@dataclass(slots=True)
+class _SavedEpisode:
+    """A saved episode, complete once its videos are in the MP4s (at once when streaming;
+    at its batch's encode otherwise). Journaled as JSON in between."""
+
+    meta: dict[str, Any]
+    """The episodes-table columns known at save time, in column order."""
+    stats: dict[str, Stats]
+    """Per-episode stats of every table column and camera, in column order."""
+    dropped: dict[str, int]
+
+    @property
+    def index(self) -> int:
+        return self.meta["episode_index"]
+
+    @property
+    def length(self) -> int:
+        return self.meta["length"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"meta": self.meta, "dropped": self.dropped,
+                "stats": {name: {k: np.asarray(v).tolist() for k, v in s.items()} for name, s in self.stats.items()}}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> _SavedEpisode:
+        return cls(obj["meta"], {name: {k: np.asarray(v) for k, v in s.items()} for name, s in obj["stats"].items()},
+                   obj["dropped"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +161,14 @@ class DatasetRecorder:
         self._finalized = False
         self._failed: BaseException | None = None
         self._restarts: dict[str, int] = {}
+        self._pending: list[_SavedEpisode] = []
+        """Saved episodes whose videos wait as PNGs for the batch encode (streaming_encoding=False)."""
+        self._episodes_at = FileIndex()
+        """The meta/episodes file this session's episodes go to."""
+        self._video_start = {f.name: FileIndex() for f in self._video_features}
+        """The MP4 each camera's first encoder process starts at."""
+        self._existing: ExistingDataset | None = None
+        """What the dataset held before this session, when resumed."""
         self._encoders: dict[str, tuple[EncoderConfig, ...]] = {}
         """Per camera: its current encoder, then the ones it falls back to (see `_probe.choose_encoders`)."""
         self._file_encoders: dict[str, dict[FileIndex, EncoderConfig]] = {}
@@ -140,14 +202,17 @@ class DatasetRecorder:
             features: name -> {"dtype", "shape", "names"}; cameras have dtype "video" and shape
                 [height, width, 3].
             robot_type: Free text stored in info.json.
-            streaming_encoding: Encode while recording (the only mode built so far).
+            streaming_encoding: Encode while recording (default). False: each frame is written as
+                a PNG and the video is encoded at save_episode(), so capture never competes with
+                the encoder, but saving waits for it (for weak CPUs).
             camera_encoder: Encoder settings for every camera; default `EncoderConfig()`.
             encoder_threads: Threads per camera encoder; None lets the codec decide.
             encoder_queue_maxsize: Frames each camera queue holds.
             queue_full_policy: "drop" (default: never wait, count and repeat the previous frame)
                 or "block" (wait for the encoder; for offline conversion).
             video_files_size_in_mb, data_files_size_in_mb, chunks_size: File rollover limits.
-            batch_encoding_size: Must be 1 with streaming encoding.
+            batch_encoding_size: With streaming_encoding=False, encode the PNGs of this many
+                episodes at once (must be 1 when streaming).
             encoder_timeout_s: An encoder silent this long while finishing an episode is taken
                 as hung: it is stopped and save_episode() raises WorkerError.
 
@@ -190,6 +255,72 @@ class DatasetRecorder:
             raise
         return rec
 
+    @classmethod
+    def resume(
+        cls,
+        root: str | Path,
+        *,
+        fps: int | None = None,
+        features: Mapping[str, Mapping[str, Any]] | None = None,
+        robot_type: str | None = None,
+        camera_encoder: EncoderConfig | None = None,
+        streaming_encoding: bool = True,
+        encoder_threads: int | None = None,
+        encoder_queue_maxsize: int = 30,
+        queue_full_policy: str | QueueFullPolicy = QueueFullPolicy.DROP,
+        batch_encoding_size: int = 1,
+        encoder_timeout_s: float = 30.0,
+    ) -> DatasetRecorder:
+        """Reopen a finalized v3.0 dataset (written by streamrec or another v3.0 writer) to add
+        episodes.
+
+        New episodes continue the dataset's episode and frame indices, tasks and file
+        numbering; they go to new data, episodes and video files, so no existing file is
+        rewritten except info.json, tasks.parquet and stats.json at finalize(). `fps`,
+        `features`, `robot_type` and `camera_encoder` are taken from the dataset when not
+        given; when given they must match it. File size limits and chunks_size come from the
+        dataset. The other arguments are as for `create`.
+
+        Raises:
+            DatasetError: the folder is not a finalized v3.0 dataset, was interrupted (run
+                `streamrec repair`), or a setting given differs from the dataset's (the message
+                names it).
+        """
+        root = Path(root)
+        existing = read_existing(root)
+        check_matches(existing, fps=fps, features=features, camera_encoder=camera_encoder, robot_type=robot_type)
+        info = existing.info
+        try:
+            policy = QueueFullPolicy(queue_full_policy)
+        except ValueError:
+            raise ConfigError(f"queue_full_policy = {queue_full_policy!r}: must be one of "
+                              f"{[p.value for p in QueueFullPolicy]}") from None
+        config = RecorderConfig(
+            root=root, fps=info["fps"], features=existing.features, robot_type=info.get("robot_type"),
+            streaming_encoding=streaming_encoding, camera_encoder=camera_encoder or existing.camera_encoder,
+            encoder_threads=encoder_threads, encoder_queue_maxsize=encoder_queue_maxsize, queue_full_policy=policy,
+            video_files_size_in_mb=info.get("video_files_size_in_mb", 200.0),
+            data_files_size_in_mb=info.get("data_files_size_in_mb", 100.0), chunks_size=info.get("chunks_size", 1000),
+            batch_encoding_size=batch_encoding_size, encoder_timeout_s=encoder_timeout_s)
+        rec = cls(config)
+        rec._existing = existing
+        rec._tasks = dict(existing.tasks)
+        rec._episode_index = existing.total_episodes
+        rec._total_frames = existing.total_frames
+        rec._data_at = existing.next_data
+        rec._episodes_at = existing.next_episodes
+        rec._video_start = dict(existing.next_video)
+        rec._check_appendable()
+        try:
+            rec._choose_encoders()
+            rec._start_workers()
+        except BaseException:
+            rec._stop_workers()
+            shutil.rmtree(rec._layout.work, ignore_errors=True)
+            raise
+        log.info("resuming %s at episode %d (frame %d)", root, rec._episode_index, rec._total_frames)
+        return rec
+
     # -- capture-side API -----------------------------------------------------------------------
 
     def add_frame(self, frame: Mapping[str, Any]) -> None:
@@ -217,9 +348,14 @@ class DatasetRecorder:
         self._task_of_row.append(task)
         self._frames += 1
 
-    def save_episode(self) -> EpisodeReport:
-        """Complete the open episode: its video is already encoded, so this waits only for the
-        encoders' last few frames, then writes the episode's rows and metadata.
+    def save_episode(self, progress: ProgressCallback | None = None) -> EpisodeReport:
+        """Complete the open episode.
+
+        Streaming, its video is already encoded, so this waits only for the encoders' last few
+        frames, then writes the episode's rows and metadata. Otherwise (`streaming_encoding=False`)
+        the episode's PNGs are kept, and every `batch_encoding_size`-th call encodes the saved
+        episodes' PNGs into the MP4s, cameras in parallel, calling `progress` as it goes.
+        Either way the episode is saved, and survives a crash, once this returns.
 
         Raises:
             DatasetError: the open episode has no frames.
@@ -233,10 +369,15 @@ class DatasetRecorder:
         e = self._episode_index
         queue_stats = {}
         replies = {}
-        for name, worker in self._workers.items():
-            queue_stats[name] = worker.queue.stats()
-            replies[name] = worker.end_episode(n, e)
-            worker.queue.reset_stats()  # the capture thread is the only producer: safe here
+        lost = f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it are intact. "
+        try:
+            for name, worker in self._workers.items():
+                queue_stats[name] = worker.queue.stats()
+                replies[name] = worker.end_episode(n, e)
+                worker.queue.reset_stats()  # the capture thread is the only producer: safe here
+        except WorkerError as error:  # an encoder died since the last add_frame
+            self._reset_episode()
+            raise self._recover_or_fail(error, lost) from error
 
         # While the encoders finish their last frames, write this episode's rows. They count only
         # once the metadata written after the videos lands (see EpisodeJournal).
@@ -256,62 +397,125 @@ class DatasetRecorder:
             stats[name] = numeric_stats(rows.column(name).to_numpy())
         self._journal.write_rows(e, rows)
 
-        videos: dict[str, VideoEpisode] = {}
         try:
-            for name, reply in replies.items():
-                videos[name] = reply.result()
+            ends: dict[str, EpisodeEnd] = {name: reply.result() for name, reply in replies.items()}
         except BaseException as error:
             self._journal.remove(e)
             self._reset_episode()
-            lost = f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it are intact. "
             raise self._recover_or_fail(error, lost) from error
-        for name, v in videos.items():
-            stats[name] = v.stats
-            self._note_encoder(name, v)
 
         if self._data_bytes and self._data_bytes + rows.nbytes > self.config.data_files_size_in_mb * 2**20:
             self._data_at = self._data_at.next(self.config.chunks_size)
             self._data_bytes = 0
         self._data_bytes += rows.nbytes
+        saved = _SavedEpisode(
+            meta={
+                "episode_index": e,
+                "tasks": list(self._episode_tasks),
+                "length": n,
+                "data/chunk_index": self._data_at.chunk,
+                "data/file_index": self._data_at.file,
+                "dataset_from_index": self._total_frames,
+                "dataset_to_index": self._total_frames + n,
+            },
+            stats={**stats, **{name: end.stats for name, end in ends.items()}},
+            dropped={name: s.frames_dropped for name, s in queue_stats.items()})
+        episode_tasks = tuple(self._episode_tasks)
+
+        if self.config.streaming_encoding:
+            videos = {name: end.video for name, end in ends.items()}
+            self._complete(saved, videos)
+            encoded: tuple[int, ...] = (e,)
+        else:
+            # Saved from here on: rows and PNGs are on disk, and the journal says what they are.
+            self._journal.write_pending(e, saved.to_json())
+            self._pending.append(saved)
+            videos, encoded = {}, ()
+        self._tasks = tasks
+        self._episode_index += 1
+        self._total_frames += n
+        self._reset_episode()
+        if len(self._pending) >= self.config.batch_encoding_size:
+            done = self._encode_pending(progress)
+            videos, encoded = done[e], tuple(done)
 
         fps = self.config.fps
-        meta: dict[str, Any] = {
-            "episode_index": e,
-            "tasks": list(self._episode_tasks),
-            "length": n,
-            "data/chunk_index": self._data_at.chunk,
-            "data/file_index": self._data_at.file,
-            "dataset_from_index": self._total_frames,
-            "dataset_to_index": self._total_frames + n,
-        }
         cameras = {}
+        for name in self._workers:
+            v = videos.get(name)
+            cameras[name] = CameraReport(
+                camera=name, frames=n, dropped=queue_stats[name].frames_dropped,
+                max_queue_depth=queue_stats[name].max_depth,
+                video_file=None if v is None else self._layout.video(name, v.file),
+                from_timestamp=None if v is None else v.from_frame / fps,
+                to_timestamp=None if v is None else (v.from_frame + v.frames) / fps,
+                flush_s=None if v is None else v.flush_s, append_s=None if v is None else v.append_s,
+                encoder=None if v is None else v.encoders[0].encoder if v.encoders else self.encoders[name],
+                fallbacks=() if v is None else v.fallbacks)
+        return EpisodeReport(episode_index=e, frames=n, duration_s=n / fps, tasks=episode_tasks, cameras=cameras,
+                             save_s=time.perf_counter() - t0, videos_pending=not videos, encoded_episodes=encoded)
+
+    def _complete(self, saved: _SavedEpisode, videos: Mapping[str, VideoEpisode]) -> None:
+        """Write the episode's full metadata row now that its videos are in the MP4s."""
+        fps = self.config.fps
+        meta = dict(saved.meta)
         for name, v in videos.items():
+            self._note_encoder(name, v)
             meta[f"videos/{name}/chunk_index"] = v.file.chunk
             meta[f"videos/{name}/file_index"] = v.file.file
             # From integer frame counts, so the value never drifts however long the file.
             meta[f"videos/{name}/from_timestamp"] = v.from_frame / fps
             meta[f"videos/{name}/to_timestamp"] = (v.from_frame + v.frames) / fps
-            meta[f"videos/{name}/dropped_frames"] = queue_stats[name].frames_dropped
-            cameras[name] = CameraReport(
-                camera=name, frames=v.frames, dropped=queue_stats[name].frames_dropped,
-                max_queue_depth=queue_stats[name].max_depth, video_file=self._layout.video(name, v.file),
-                from_timestamp=v.from_frame / fps, to_timestamp=(v.from_frame + v.frames) / fps,
-                flush_s=v.flush_s, append_s=v.append_s, encoder=self._encoders[name][0].encoder,
-                fallbacks=v.fallbacks)
-        for name, s in stats.items():
+            meta[f"videos/{name}/dropped_frames"] = saved.dropped[name]
+        for name, s in saved.stats.items():
             for stat in STAT_NAMES:
                 meta[f"stats/{name}/{stat}"] = np.asarray(s[stat]).tolist()
-        meta["meta/episodes/chunk_index"] = 0
-        meta["meta/episodes/file_index"] = 0
+        meta["meta/episodes/chunk_index"] = self._episodes_at.chunk
+        meta["meta/episodes/file_index"] = self._episodes_at.file
+        self._journal.write_meta(saved.index, meta)
+        self._journal.remove_pending(saved.index)
+        for name in videos:
+            shutil.rmtree(episode_images_dir(self._layout, name, saved.index), ignore_errors=True)
 
-        self._journal.write_meta(e, meta)
-        self._tasks = tasks
-        self._episode_index += 1
-        self._total_frames += n
-        report = EpisodeReport(episode_index=e, frames=n, duration_s=n / fps, tasks=tuple(self._episode_tasks),
-                               cameras=cameras, save_s=time.perf_counter() - t0)
-        self._reset_episode()
-        return report
+    def _encode_pending(self, progress: ProgressCallback | None) -> dict[int, dict[str, VideoEpisode]]:
+        """Encode every saved episode still waiting as PNGs (all cameras at once), then write
+        their metadata. Returns the videos by episode and camera.
+
+        An encoder process that dies here is replaced like one that dies while recording (its
+        open MP4 rebuilt from the spools of completed episodes), and the new one encodes the
+        batch again: the PNGs stay on disk until the metadata is written.
+        """
+        jobs = [(p.index, p.length) for p in self._pending]
+        lengths = dict(jobs)
+
+        def on_progress(camera: str, episode_index: int, frames_done: int) -> None:
+            if progress is not None:
+                progress(EncodeProgress(camera, episode_index, frames_done, lengths[episode_index]))
+
+        results: dict[str, list[VideoEpisode]] = {}
+        todo = list(self._workers)
+        while todo:
+            replies = {name: self._workers[name].encode_spilled(jobs, on_progress) for name in todo}
+            todo = []
+            for name, reply in replies.items():
+                try:
+                    results[name] = reply.result()
+                except WorkerError as error:
+                    if self._workers[name].exitcode is None or self._restarts.get(name, 0) >= self._MAX_RESTARTS:
+                        self._failed = error
+                        raise WorkerError(
+                            f"encoding saved episode(s) {[e for e, _ in jobs]} failed: {error}. They are kept as "
+                            f"PNGs under {self._layout.work}; call finalize() to close the dataset with the "
+                            "episodes encoded so far") from error
+                    self._restart(name)
+                    todo.append(name)
+        done = {}
+        for i, saved in enumerate(self._pending):
+            videos = {name: results[name][i] for name in self._workers}
+            self._complete(saved, videos)
+            done[saved.index] = videos
+        self._pending.clear()
+        return done
 
     def clear_episode(self) -> None:
         """Discard the open episode (to re-record it). Saved episodes are not touched."""
@@ -319,8 +523,9 @@ class DatasetRecorder:
         self._discard_on(list(self._workers.values()))
         self._reset_episode()
 
-    def finalize(self) -> None:
-        """Close the videos and write the dataset's parquet and meta files. Safe to call twice.
+    def finalize(self, progress: ProgressCallback | None = None) -> None:
+        """Encode saved episodes still waiting as PNGs, close the videos and write the dataset's
+        parquet and meta files. Safe to call twice.
 
         An open episode with frames is discarded (with a warning): call save_episode() first
         to keep it.
@@ -330,10 +535,22 @@ class DatasetRecorder:
         self._finalized = True
         if self._frames:
             log.warning("finalize(): discarding the open episode (%d frames) that was never saved", self._frames)
-        errors = self._stop_workers()
+        errors: list[BaseException] = []
+        if self._pending and self._failed is None:
+            try:
+                self._encode_pending(progress)
+            except StreamrecError as e:
+                errors.append(e)
+        errors += self._stop_workers()
         self._rebuild_orphaned_videos()
         self._write_meta()
-        shutil.rmtree(self._layout.work, ignore_errors=True)
+        if self._pending:
+            # Saved episodes that could not be encoded: their rows and PNGs stay in the work
+            # folder rather than being thrown away.
+            log.error("finalize(): episode(s) %s were saved but not encoded; their rows and PNGs are kept in %s",
+                      [p.index for p in self._pending], self._layout.work)
+        else:
+            shutil.rmtree(self._layout.work, ignore_errors=True)
         if errors:
             raise WorkerError(f"finalize(): {len(errors)} encoder(s) failed while closing; the dataset "
                               f"was written without their unsaved frames: {errors[0]}") from errors[0]
@@ -424,11 +641,12 @@ class DatasetRecorder:
         where = f", in a new file {self._layout.video(name, v.file).relative_to(self.root)}" if new_file else ""
         files[v.file] = self._encoders[name][0]
         for fallback in v.fallbacks:
-            log.warning("%s: %s; episode %d has every frame%s", name, fallback, self._episode_index, where)
+            log.warning("%s: %s; episode %d has every frame%s", name, fallback, v.episode_index, where)
 
     def _start_workers(self) -> None:
         for f in self._video_features:
-            self._workers[f.name] = EncoderWorker(f, self.config, self._layout, FileIndex(), self._encoders.get(f.name))
+            self._workers[f.name] = EncoderWorker(f, self.config, self._layout, self._video_start[f.name],
+                                                  self._encoders.get(f.name))
         for w in self._workers.values():
             w.start()
         for w in self._workers.values():
@@ -503,21 +721,25 @@ class DatasetRecorder:
             return WorkerError(f"{lost}{error}; call finalize() to close the dataset with the episodes saved so far")
         self._discard_on([w for name, w in self._workers.items() if name not in dead])
         for name in dead:
-            start_at = self._rebuild_open_video(name)
-            self._workers[name].join(0)
-            chain = self._encoders.get(name, ())
-            if len(chain) > 1:  # a driver that took its process down would likely do it again
-                log.warning("%s: its encoder process died with %s; the new process uses %s", name,
-                            chain[0].encoder, chain[1].encoder)
-                self._encoders[name] = chain[1:]
-            worker = EncoderWorker(self._feature(name), self.config, self._layout, start_at, self._encoders.get(name))
-            self._workers[name] = worker
-            worker.start()
-            worker.wait_ready()
-            self._restarts[name] = self._restarts.get(name, 0) + 1
-            log.warning("encoder for %s was replaced by a new process (restart %d of %d)", name,
-                        self._restarts[name], self._MAX_RESTARTS)
+            self._restart(name)
         return EncoderRestarted(f"{lost}{error}; a new encoder process took over, recording can go on")
+
+    def _restart(self, name: str) -> None:
+        """Replace a dead encoder process: rebuild its open MP4, start a new one on the next file."""
+        start_at = self._rebuild_open_video(name)
+        self._workers[name].join(0)
+        chain = self._encoders.get(name, ())
+        if len(chain) > 1:  # a driver that took its process down would likely do it again
+            log.warning("%s: its encoder process died with %s; the new process uses %s", name,
+                        chain[0].encoder, chain[1].encoder)
+            self._encoders[name] = chain[1:]
+        worker = EncoderWorker(self._feature(name), self.config, self._layout, start_at, self._encoders.get(name))
+        self._workers[name] = worker
+        worker.start()
+        worker.wait_ready()
+        self._restarts[name] = self._restarts.get(name, 0) + 1
+        log.warning("encoder for %s was replaced by a new process (restart %d of %d)", name,
+                    self._restarts[name], self._MAX_RESTARTS)
 
     def _feature(self, name: str) -> Feature:
         return next(f for f in self._video_features if f.name == name)
@@ -530,7 +752,7 @@ class DatasetRecorder:
         metas = [self._journal.read_meta(e) for e in self._journal.episodes()]
         spools = self._layout.work / "spool" / name
         if not metas:
-            at = FileIndex()
+            at = self._video_start[name]
         else:
             at = FileIndex(metas[-1][f"videos/{name}/chunk_index"], metas[-1][f"videos/{name}/file_index"])
             episodes = [m["episode_index"] for m in metas
@@ -553,24 +775,72 @@ class DatasetRecorder:
             if w.exitcode not in (0, None):
                 self._rebuild_open_video(name)
 
+    def _check_appendable(self) -> None:
+        """Fail at resume, not at finalize, if new files could not share the existing files' schema."""
+        existing = self._existing
+        assert existing is not None
+        ours = data_schema(self._table_features)
+        for what, schema, names in (("data", existing.data_schema, ours.names),
+                                    ("meta/episodes", existing.episodes_schema, self._episode_columns())):
+            missing = [] if schema is None else [n for n in schema.names if n not in names]
+            if missing:
+                raise DatasetError(f"resume: the dataset's {what} files have column(s) {missing} that streamrec "
+                                   "does not write, so episodes appended here could not share their schema")
+
+    def _episode_columns(self) -> list[str]:
+        """Every column streamrec writes to meta/episodes for this feature set."""
+        columns = ["episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
+                   "dataset_to_index"]
+        for f in self._video_features:
+            columns += [f"videos/{f.name}/{c}" for c in ("chunk_index", "file_index", "from_timestamp",
+                                                          "to_timestamp", "dropped_frames")]
+        numeric = [f.name for f in self.config.features if f.dtype != "string"] + list(DEFAULT_FEATURES)
+        columns += [f"stats/{n}/{s}" for n in numeric for s in STAT_NAMES]
+        return columns + ["meta/episodes/chunk_index", "meta/episodes/file_index"]
+
     def _write_meta(self) -> None:
         """Assemble journals into the v3.0 files; info.json last, so it only ever describes
         files that exist."""
+        existing = self._existing
         episodes = self._journal.episodes()
         metas = [self._journal.read_meta(e) for e in episodes]
         if metas:
-            write_data_files(self._layout, self._journal, metas, data_schema(self._table_features))
-            write_episodes_file(self._layout.episodes(FileIndex()), metas)
+            data = existing.data_schema if existing and existing.data_schema else data_schema(self._table_features)
+            write_data_files(self._layout, self._journal, metas, data)
+            table = episodes_table(metas)
+            if existing and existing.episodes_schema:
+                table = conform(table, existing.episodes_schema, "meta/episodes")
+            write_parquet_atomic(self._layout.episodes(self._episodes_at), table)
             names = [k[len("stats/"):-len("/min")] for k in metas[0] if k.startswith("stats/") and k.endswith("/min")]
-            stats = {name: aggregate([{s: np.asarray(m[f"stats/{name}/{s}"]) for s in STAT_NAMES} for m in metas])
-                     for name in names}
+            per_episode = [{name: {s: np.asarray(m[f"stats/{name}/{s}"]) for s in STAT_NAMES} for name in names}
+                           for m in metas]
+            if existing:
+                per_episode = existing.episode_stats + per_episode
+                if existing.stats_json:  # the old episodes' stats, already aggregated
+                    per_episode.append(existing.stats_json)
+            stats = {name: aggregate([e[name] for e in per_episode if name in e]) for name in names}
             write_json_atomic(self._layout.stats, stats_to_json(stats))
         write_tasks_file(self._layout.tasks, self._tasks)
         file_codecs = {name: {f"chunk-{at.chunk:03d}/file-{at.file:03d}.mp4": enc.stream_codec
                               for at, enc in files.items()} for name, files in self._file_encoders.items()}
-        write_json_atomic(self._layout.info, build_info(
-            self.config, total_episodes=len(metas), total_frames=sum(m["length"] for m in metas),
-            total_tasks=len(self._tasks), encoders=self._first_encoders(), file_codecs=file_codecs))
+        before = (existing.total_episodes, existing.total_frames) if existing else (0, 0)
+        total_episodes = before[0] + len(metas)
+        total_frames = before[1] + sum(m["length"] for m in metas)
+        if existing:
+            # Keep everything another writer put in info.json; only the totals change, and the
+            # codec of any new file that is not the stated one (an encoder fallback).
+            info = {**existing.info, "total_episodes": total_episodes, "total_frames": total_frames,
+                    "total_tasks": len(self._tasks), "splits": {**existing.info.get("splits", {}),
+                                                                 "train": f"0:{total_episodes}"}}
+            info["features"] = copy.deepcopy(info["features"])
+            for name, codecs in file_codecs.items():
+                stated = info["features"][name].setdefault("info", {})
+                if any(codec != stated.get("video.codec") for codec in codecs.values()):
+                    stated["video.codec_by_file"] = {**stated.get("video.codec_by_file", {}), **codecs}
+        else:
+            info = build_info(self.config, total_episodes=total_episodes, total_frames=total_frames,
+                              total_tasks=len(self._tasks), encoders=self._first_encoders(), file_codecs=file_codecs)
+        write_json_atomic(self._layout.info, info)
 
 
 def _check_value(f: Feature, value: Any) -> Any:

@@ -28,7 +28,7 @@ class ImageStatsSampler:
         self._frames = 0
 
     def maybe_add(self, slot: int, frame: np.ndarray) -> None:
-        if slot % self.frame_stride:
+        if slot % self.frame_stride and self._frames:  # the first frame always counts: stats need one
             return
         px = frame[:: self.PIXEL_STEP, :: self.PIXEL_STEP].reshape(-1, 3)
         for c in range(3):

@@ -81,7 +81,11 @@ def write_parquet_atomic(path: Path, table: pa.Table) -> None:
 
 
 class EpisodeJournal:
-    """Saved-but-not-yet-assembled episodes under `<root>/.streamrec/episodes/`."""
+    """Saved-but-not-yet-assembled episodes under `<root>/.streamrec/episodes/`.
+
+    `episode-N.parquet` holds an episode's rows, `episode-N.json` its complete metadata row;
+    `pending-N.json` marks an episode saved as PNGs whose videos are not encoded yet.
+    """
 
     def __init__(self, layout: Layout) -> None:
         self.dir = layout.work / "episodes"
@@ -103,6 +107,18 @@ class EpisodeJournal:
         tmp.write_text(json.dumps(meta))
         _fsync_replace(tmp, self.meta_path(episode_index))
 
+    def pending_path(self, episode_index: int) -> Path:
+        return self.dir / f"pending-{episode_index:06d}.json"
+
+    def write_pending(self, episode_index: int, record: dict[str, Any]) -> None:
+        """Record a saved episode whose videos are not encoded yet (its PNGs are on disk)."""
+        tmp = self.pending_path(episode_index).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record))
+        _fsync_replace(tmp, self.pending_path(episode_index))
+
+    def remove_pending(self, episode_index: int) -> None:
+        self.pending_path(episode_index).unlink(missing_ok=True)
+
     def episodes(self) -> list[int]:
         """Indices of complete journaled episodes, in order."""
         return sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("episode-*.json"))
@@ -122,6 +138,15 @@ def stats_to_json(stats: dict[str, Stats]) -> dict[str, dict[str, list]]:
     return {name: {k: np.asarray(v).tolist() for k, v in s.items()} for name, s in stats.items()}
 
 
+def conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
+    """`table` with the columns, order and types of `schema` (an existing file's, when appending
+    to a dataset another writer made: every file of a kind must share one schema)."""
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{what}: the dataset's files have column(s) {missing} that streamrec does not write")
+    return table.select(schema.names).cast(schema)
+
+
 def write_data_files(layout: Layout, journal: EpisodeJournal, metas: Sequence[dict[str, Any]],
                      schema: pa.Schema) -> None:
     """Write each data file from the journaled episodes assigned to it, one row group per episode."""
@@ -134,12 +159,12 @@ def write_data_files(layout: Layout, journal: EpisodeJournal, metas: Sequence[di
         tmp = path.with_name(f".{path.name}.tmp")
         with pq.ParquetWriter(tmp, schema) as writer:
             for e in episodes:
-                writer.write_table(journal.read_rows(e).cast(schema), row_group_size=1 << 30)
+                writer.write_table(conform(journal.read_rows(e), schema, "data"), row_group_size=1 << 30)
         _fsync_replace(tmp, path)
 
 
-def write_episodes_file(path: Path, metas: Sequence[dict[str, Any]]) -> None:
-    """`meta/episodes/…parquet`: one row per episode, columns in the order of the first row."""
+def episodes_table(metas: Sequence[dict[str, Any]]) -> pa.Table:
+    """The `meta/episodes` rows: one per episode, columns in the order of the first row."""
     columns = list(metas[0].keys())
     types = {"tasks": pa.list_(pa.string())}
     arrays = []
@@ -153,7 +178,7 @@ def write_episodes_file(path: Path, metas: Sequence[dict[str, Any]]) -> None:
             arrays.append(pa.array(values))
         else:
             arrays.append(pa.array(values, pa.int64()))
-    write_parquet_atomic(path, pa.Table.from_arrays(arrays, names=columns))
+    return pa.Table.from_arrays(arrays, names=columns)
 
 
 def write_tasks_file(path: Path, tasks: Iterable[str]) -> None:

@@ -288,3 +288,26 @@ def test_records_a_video_file_through_opencv(tmp_path: Path) -> None:
     assert missing.stderr.startswith(f"streamrec record: camera 'wrist' (opencv): could not open: "
                                      f"{tmp_path / 'nope.mp4'} does not exist")
     assert "Traceback" not in missing.stderr and not (tmp_path / "none").exists()
+
+
+def test_records_through_pngs_in_batches(tmp_path: Path) -> None:
+    root = tmp_path / "png"
+    result = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=3", "--dataset.episode_time_s=0.5",
+                     "--dataset.streaming_encoding=false", "--dataset.video_encoding_batch_size=2",
+                     f"--cameras={SMALL}", *QUICK)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("episode 1/3: ") and "(video waits for the batch of 2)" in line for line in lines)
+    assert any(line.startswith("episode 2/3: ") and "(encoded episodes 1-2)" in line for line in lines)
+    assert any(line.startswith("episode 3/3: ") and "(video waits for the batch of 2)" in line for line in lines)
+    assert len(episodes(root)) == 3  # the last one encoded by finalize
+    assert not (root / ".streamrec").exists()
+    checked = verify(root)
+    assert checked.returncode == 0, checked.stdout
+
+
+def test_streaming_refuses_a_batch_size(tmp_path: Path) -> None:
+    result = run_cli(f"--dataset.root={tmp_path / 'ds'}", "--dataset.video_encoding_batch_size=3",
+                     f"--cameras={SMALL}", *QUICK)
+    assert result.returncode == 2
+    assert "video_encoding_batch_size = 3: must be 1 with streaming_encoding=true" in result.stderr

@@ -41,6 +41,7 @@ from rich.text import Text
 from streamrec import (
     ConfigError,
     DatasetRecorder,
+    EncodeProgress,
     EncoderConfig,
     EncoderRestarted,
     EpisodeReport,
@@ -90,14 +91,14 @@ class DatasetSection:
     robot_type: str | None = None
     """Free text stored in info.json (e.g. "aloha")."""
     streaming_encoding: bool = True
-    """Encode video while recording. Only true is built so far."""
+    """Encode video while recording; false writes PNGs and encodes them when episodes are saved."""
     camera_encoder: EncoderConfig = field(default_factory=EncoderConfig)
     encoder_threads: int | None = None
     """Threads per camera encoder; null lets the codec decide."""
     encoder_queue_maxsize: int = 30
     """Frames each camera's encoder queue holds before the queue_full_policy applies."""
     video_encoding_batch_size: int = 1
-    """Episodes encoded together; must be 1 with streaming encoding."""
+    """With streaming_encoding=false, encode the PNGs of this many episodes at once (1 when streaming)."""
     save_partial_episode: bool = False
     """On Ctrl-C / SIGTERM, save the open episode as it is instead of discarding it."""
     queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
@@ -128,16 +129,15 @@ class DatasetSection:
             raise bad("episode_time_s", "must be > 0 seconds")
         if not self.reset_time_s >= 0:
             raise bad("reset_time_s", "must be >= 0 seconds")
-        if not self.streaming_encoding:
-            raise bad("streaming_encoding", "only true is built so far; encoding after each episode is not "
-                      "available yet")
         if self.encoder_threads is not None and self.encoder_threads < 1:
             raise bad("encoder_threads", "must be an integer >= 1, or null to let the codec decide")
         if self.encoder_queue_maxsize < 1:
             raise bad("encoder_queue_maxsize", "must be an integer >= 1")
-        if self.video_encoding_batch_size != 1:
-            raise bad("video_encoding_batch_size", "must be 1: streaming encoding encodes each episode while "
-                      "it is recorded")
+        if self.video_encoding_batch_size < 1:
+            raise bad("video_encoding_batch_size", "must be an integer >= 1")
+        if self.streaming_encoding and self.video_encoding_batch_size != 1:
+            raise bad("video_encoding_batch_size", "must be 1 with streaming_encoding=true (each episode is "
+                      "encoded while it is recorded); batches apply to streaming_encoding=false")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -330,7 +330,7 @@ class Recording:
                 with contextlib.suppress(StreamrecError):  # finalize() below reports a failed encoder
                     rec.clear_episode()
             try:
-                rec.finalize()
+                rec.finalize(progress=self._encode_progress)
             except StreamrecError as e:
                 code = self._fail(str(e), 1)
             for source in self.sources:
@@ -414,7 +414,7 @@ class Recording:
                 if fig.frames and (not stopped or self.ds.save_partial_episode):
                     fig.partial = stopped
                     self._update_status("saving", fig, force=True)
-                    fig.report = rec.save_episode()
+                    fig.report = rec.save_episode(progress=self._encode_progress)
                     self._say(self._episode_line(fig))
                 elif fig.frames:
                     rec.clear_episode()
@@ -492,8 +492,22 @@ class Recording:
         assert r is not None
         drops = ", ".join(f"{name.removeprefix(IMAGE_PREFIX)} {c.dropped}" for name, c in r.cameras.items())
         partial = " (partial)" if fig.partial else ""
+        if r.videos_pending:
+            video = f" (video waits for the batch of {self.ds.video_encoding_batch_size})"
+        elif r.encoded_episodes != (r.episode_index,):
+            video = f" (encoded episodes {r.encoded_episodes[0] + 1}-{r.encoded_episodes[-1] + 1})"
+        else:
+            video = ""
         return (f"episode {fig.index + 1}/{self.ds.num_episodes}{partial}: {fig.frames} frames, dropped {drops}, "
-                f"late ticks {fig.late_ticks}, saved in {r.save_s * 1e3:.0f} ms")
+                f"late ticks {fig.late_ticks}, saved in {r.save_s * 1e3:.0f} ms{video}")
+
+    def _encode_progress(self, p: EncodeProgress) -> None:
+        """Progress of encoding saved PNG episodes (streaming_encoding=false), for the live display."""
+        if not self.live:
+            return
+        s = self._snapshot
+        self._snapshot = _Snapshot("encoding", p.episode_index, p.frames_done, p.frames_total, s.frames,
+                                   s.late_ticks, 0.0, self._cpu_percent(), s.cameras)
 
     def _update_status(self, phase: str, fig: EpisodeFigures, force: bool = False) -> None:
         """Copy the counters for the display thread, at most every STATUS_PERIOD_S (cheap reads only)."""
@@ -531,9 +545,12 @@ class Recording:
         left = max(0.0, s.total_s - s.elapsed_s)
         head = Table.grid(padding=(0, 2))
         label = {"recording": f"Episode {s.episode + 1}/{n}", "reset": f"Reset before episode {s.episode + 2}/{n}",
-                 "saving": f"Saving episode {s.episode + 1}/{n}"}.get(s.phase, s.phase)
+                 "saving": f"Saving episode {s.episode + 1}/{n}",
+                 "encoding": f"Encoding episode {s.episode + 1} from PNGs"}.get(s.phase, s.phase)
+        # While encoding, the bar counts frames, not seconds.
+        remaining = f"{left:.0f} frames left" if s.phase == "encoding" else f"{left:4.1f} s left"
         head.add_row(Text(label, "bold"), ProgressBar(total=max(s.total_s, 1e-9), completed=min(s.elapsed_s, s.total_s),
-                                                      width=40), Text(f"{left:4.1f} s left"))
+                                                      width=40), Text(remaining))
         late_style = "yellow" if s.late_ticks else "green"
         rate = Text.assemble(
             f"loop {s.loop_hz:5.1f} / {self.ds.fps} Hz   ", (f"late ticks {s.late_ticks}", late_style),

@@ -1,0 +1,175 @@
+"""How long `save_episode()` makes a robot wait, streaming vs PNG path, beside LeRobot 0.6.1.
+
+Each variant records the same footage (3 cameras 640x480 from ../shared/footage, looped, with
+its state/action) in real time at `--fps` for `--episodes` episodes of `--seconds`, and times
+every `save_episode()`. Variants run one after the other in this one run, so their ratios are
+comparable even on a shared machine:
+
+- `streamrec-streaming`: the default, video encoded while recording;
+- `streamrec-png`: `streaming_encoding=False`, PNGs written by the encoder processes while
+  recording and encoded at save, cameras in parallel;
+- `lerobot-png`, `lerobot-streaming`: LeRobot 0.6.1's `LeRobotDataset` with the same encoder
+  settings (libsvtav1, crf 30, g 2) and its recording default of 4 image-writer threads per
+  camera, run in the venv that `../shared/tools/lerobot-load-check` builds (skipped if absent).
+
+    .venv/bin/python benchmarks/save_time.py [--seconds 20 --episodes 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CAMERAS = ("top", "angle", "left_wrist")
+LEROBOT_PYTHON = Path(os.environ.get("LEROBOT_VENV", Path.home() / ".cache/streamrec-lerobot-venv")) / "bin/python"
+TASK = "insert the peg into the socket"
+
+
+def load_footage(folder: Path, frames: int) -> tuple[dict[str, list[np.ndarray]], dict[str, np.ndarray]]:
+    video = {}
+    for name in CAMERAS:
+        with av.open(str(folder / f"{name}.mkv")) as c:
+            video[name] = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), c.decode(video=0))]
+    data = np.load(folder / "data.npz")
+    return video, {"observation.state": data["observation.state"], "action": data["action"]}
+
+
+def features() -> dict:
+    out = {f"observation.images.{c}": {"dtype": "video", "shape": [480, 640, 3],
+                                      "names": ["height", "width", "channels"]} for c in CAMERAS}
+    out["observation.state"] = {"dtype": "float32", "shape": [14], "names": None}
+    out["action"] = {"dtype": "float32", "shape": [14], "names": None}
+    return out
+
+
+def open_recorder(variant: str, root: Path, fps: int):
+    """The variant's dataset writer: an object with add_frame(frame) and save_episode()."""
+    if variant.startswith("streamrec"):
+        from streamrec import DatasetRecorder
+
+        return DatasetRecorder.create(root, fps, features(), robot_type="aloha",
+                                      streaming_encoding=variant == "streamrec-streaming")
+    from lerobot.configs.video import RGBEncoderConfig
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    feats = {k: {**v, "shape": tuple(v["shape"])} for k, v in features().items()}
+    return LeRobotDataset.create(
+        repo_id="bench/save_time", fps=fps, features=feats, root=root, robot_type="aloha", use_videos=True,
+        image_writer_threads=4 * len(CAMERAS), rgb_encoder=RGBEncoderConfig(vcodec="libsvtav1", crf=30, g=2),
+        streaming_encoding=variant == "lerobot-streaming")
+
+
+def run_variant(variant: str, footage: Path, fps: int, seconds: float, episodes: int) -> dict:
+    video, arrays = load_footage(footage, 250)
+    n_src = len(video[CAMERAS[0]])
+    workdir = Path(tempfile.mkdtemp(prefix="streamrec-save-time-"))
+    rec = open_recorder(variant, workdir / "ds", fps)
+    period = 1.0 / fps
+    per_episode = round(seconds * fps)
+    add_ms, save_s, late = [], [], 0
+    i = 0
+    for _ in range(episodes):
+        next_tick = time.monotonic()
+        for _ in range(per_episode):
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -period / 2:
+                late += 1
+            j = i % n_src
+            frame = {f"observation.images.{c}": video[c][j] for c in CAMERAS}
+            frame["observation.state"] = arrays["observation.state"][j]
+            frame["action"] = arrays["action"][j]
+            frame["task"] = TASK
+            t = time.perf_counter()
+            rec.add_frame(frame)
+            add_ms.append((time.perf_counter() - t) * 1e3)
+            i += 1
+            next_tick += period
+        t = time.perf_counter()
+        rec.save_episode()
+        save_s.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    rec.finalize()
+    finalize_s = time.perf_counter() - t
+    frames = _count_frames(workdir / "ds")
+    shutil.rmtree(workdir, ignore_errors=True)
+    p50, p99 = (round(float(x), 3) for x in np.percentile(add_ms, [50, 99]))
+    return {"variant": variant, "save_episode_s": [round(s, 3) for s in save_s], "finalize_s": round(finalize_s, 3),
+            "add_frame_ms": {"p50": p50, "p99": p99},
+            "ticks_late": late, "video_frames": frames, "rows_expected": per_episode * episodes}
+
+
+def _count_frames(root: Path) -> dict[str, int]:
+    """Video frames per camera, counted by decoding every MP4 (so the variants are checked alike)."""
+    out = {}
+    for c in CAMERAS:
+        n = 0
+        for path in sorted((root / "videos" / f"observation.images.{c}").rglob("*.mp4")):
+            with av.open(str(path)) as container:
+                n += sum(1 for _ in container.decode(video=0))
+        out[c] = n
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--footage", type=Path, default=REPO.parent / "shared" / "footage" / "aloha_insertion")
+    ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--episodes", type=int, default=2)
+    ap.add_argument("--variants", default="streamrec-streaming,streamrec-png,lerobot-png,lerobot-streaming")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_variant(args.one, args.footage, args.fps, args.seconds, args.episodes)))
+        return
+    if not args.footage.exists():
+        sys.exit(f"footage not found at {args.footage}; pass --footage")
+    results = []
+    for variant in args.variants.split(","):
+        python = sys.executable if variant.startswith("streamrec") else str(LEROBOT_PYTHON)
+        if not Path(python).exists():
+            print(f"{variant}: skipped, no LeRobot venv at {LEROBOT_PYTHON} (run ../shared/tools/lerobot-load-check "
+                  "once to build it)", file=sys.stderr)
+            continue
+        print(f"{variant}: recording {args.episodes} x {args.seconds:g} s ...", file=sys.stderr)
+        # Each variant in a fresh process, so that none inherits another's threads or memory.
+        out = subprocess.run([python, __file__, "--one", variant, "--footage", str(args.footage), "--fps",
+                              str(args.fps), "--seconds", str(args.seconds), "--episodes", str(args.episodes)],
+                             capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if out.returncode:
+            print(f"{variant}: failed\n{out.stderr[-3000:]}", file=sys.stderr)
+            continue
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    by = {r["variant"]: r for r in results}
+    ratios = {}
+    for mine, theirs in (("streamrec-png", "lerobot-png"), ("streamrec-streaming", "lerobot-streaming"),
+                         ("streamrec-streaming", "streamrec-png")):
+        if mine in by and theirs in by:
+            ratios[f"{mine} / {theirs}"] = round(float(np.mean(by[mine]["save_episode_s"]))
+                                                 / float(np.mean(by[theirs]["save_episode_s"])), 3)
+    report = {"machine": {"cpus": os.cpu_count(), "euid": os.geteuid(), "av": av.__version__},
+              "workload": {"cameras": len(CAMERAS), "resolution": "640x480", "fps": args.fps,
+                           "seconds": args.seconds, "episodes": args.episodes, "vcodec": "libsvtav1"},
+              "results": results, "mean_save_time_ratios": ratios}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

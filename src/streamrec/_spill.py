@@ -1,0 +1,133 @@
+"""The image spill of the non-streaming path (`streaming_encoding=False`): one PNG per frame.
+
+Runs inside the camera's encoder process, which in this mode writes each frame it takes from
+its queue as a PNG instead of encoding it, so the capture loop hands frames off exactly as in
+streaming mode (same bounded queue, same full-queue policy and counters) and PNG compression
+runs in a process demoted below the capture loop. The video is encoded from the PNGs when the
+episode (or a batch of episodes) is saved: see `_encoder._CameraEncoder.encode_spilled`.
+
+On disk, under the dataset's work folder:
+
+    .streamrec/images/<camera>/open/frame-000000.png           the episode being recorded
+    .streamrec/images/<camera>/episode-000007/frame-000000.png  saved, waiting to be encoded
+
+A frame dropped at the queue has no file; the encoder fills its slot with the previous frame,
+as in streaming mode. The recorder deletes an episode's folder once its video and metadata
+are written, so a crash before then still finds the PNGs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ._dataset import Layout
+from ._errors import WorkerError
+
+PNG_COMPRESSION_LEVEL = 1
+"""zlib level: level 1 writes a 640x480 frame in ~3.5 ms here; higher levels save little on
+camera images and cost more CPU during capture."""
+
+
+def images_dir(layout: Layout, camera: str) -> Path:
+    return layout.work / "images" / camera
+
+
+def episode_images_dir(layout: Layout, camera: str, episode_index: int) -> Path:
+    return images_dir(layout, camera) / f"episode-{episode_index:06d}"
+
+
+def _frame_name(slot: int) -> str:
+    return f"frame-{slot:06d}.png"
+
+
+class ImageSpill:
+    """Writes the open episode's frames of one camera as PNG files."""
+
+    def __init__(self, layout: Layout, camera: str, width: int, height: int) -> None:
+        self._dir = images_dir(layout, camera)
+        self._open = self._dir / "open"
+        self._width = width
+        self._height = height
+        self.frames = 0
+        """Frames written to the open episode (fewer than its rows when the queue dropped some)."""
+        # What a previous process left in `open/` was never saved: it is not an episode.
+        shutil.rmtree(self._open, ignore_errors=True)
+        self._open.mkdir(parents=True)
+
+    def write(self, slot: int, array: np.ndarray) -> None:
+        # A still-image encoder holds no state between frames, so one context serves the episode.
+        if self.frames == 0:
+            self._codec = self._new_codec()
+        frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+        frame.pts = slot
+        packets = self._codec.encode(frame)
+        if len(packets) != 1:
+            raise WorkerError(f"PNG encoder returned {len(packets)} packets for one frame")
+        with open(self._open / _frame_name(slot), "wb") as f:
+            f.write(bytes(packets[0]))
+        self.frames += 1
+
+    def keep(self, episode_index: int) -> Path:
+        """Close the open episode for good: every PNG synced to disk, the folder renamed."""
+        for path in self._open.iterdir():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        target = self._dir / f"episode-{episode_index:06d}"
+        if target.exists():  # left by a failed save of the same episode index
+            shutil.rmtree(target)
+        os.replace(self._open, target)
+        _fsync_dir(self._dir)
+        self._open.mkdir()
+        self.frames = 0
+        return target
+
+    def discard(self) -> None:
+        shutil.rmtree(self._open, ignore_errors=True)
+        self._open.mkdir(parents=True)
+        self.frames = 0
+
+    def _new_codec(self) -> av.CodecContext:
+        codec = av.CodecContext.create("png", "w")
+        codec.width = self._width
+        codec.height = self._height
+        codec.pix_fmt = "rgb24"
+        codec.time_base = Fraction(1, 1)
+        codec.options = {"compression_level": str(PNG_COMPRESSION_LEVEL)}
+        codec.open()
+        return codec
+
+
+def read_spilled(folder: Path) -> Iterator[tuple[int, av.VideoFrame]]:
+    """The PNGs of one saved episode as (slot, rgb24 frame), in slot order."""
+    decoder = av.CodecContext.create("png", "r")
+    for path in sorted(folder.glob("frame-*.png")):
+        slot = int(path.stem.split("-")[1])
+        packet = av.Packet(path.read_bytes())
+        # Without the key flag FFmpeg's PNG decoder takes a packet as a change to the previous
+        # picture (its inter-frame mode) and returns a mix of the two.
+        packet.is_keyframe = True
+        frames = decoder.decode(packet)
+        if len(frames) != 1:
+            raise WorkerError(f"{path}: not a readable PNG ({len(frames)} frames decoded)")
+        frame = frames[0]
+        if frame.format.name != "rgb24":
+            frame = frame.reformat(format="rgb24")
+        yield slot, frame
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
