@@ -2,7 +2,9 @@
 
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
+from ._fallback import EncoderFallback
 from ._info import CameraInfo, DatasetInfo, TaskInfo, info
+from ._probe import ProbeReport, ProbeResult, probe
 from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EncodeProgress, EpisodeReport
 from ._repair import RepairReport, repair
 from ._sources import CameraSource, SourceError
@@ -21,11 +23,14 @@ __all__ = [
     "DatasetRecorder",
     "EncodeProgress",
     "EncoderConfig",
+    "EncoderFallback",
     "EncoderRestarted",
     "EpisodeCameraCheck",
     "EpisodeReport",
     "Finding",
     "FrameError",
+    "ProbeReport",
+    "ProbeResult",
     "QueueFullPolicy",
     "RepairReport",
     "Severity",
@@ -36,6 +41,7 @@ __all__ = [
     "WorkerError",
     "__version__",
     "info",
+    "probe",
     "repair",
     "verify",
 ]

@@ -7,12 +7,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import _codecs
 from ._errors import ConfigError
 
 # SVT-AV1 prints a banner and its settings to stderr at every encoder open (once per episode and
@@ -32,50 +32,17 @@ DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
 """The five columns every v3.0 data file has; the recorder fills them, the user never does."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Encoder:
-    """What we know about one software encoder we drive."""
-
-    name: str
-    """FFmpeg encoder name."""
-    stream_codec: str
-    """Codec name of the stream it produces, as written to info.json (`video.codec`)."""
-    default_preset: int | str | None
-    presets: tuple[str, ...] = ()
-    """Allowed named presets; empty when the preset is a number."""
-
-
-_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-                 "veryslow", "placebo")
-_ENCODERS = {
-    "libsvtav1": _Encoder("libsvtav1", "av1", 12),
-    "libx264": _Encoder("libx264", "h264", None, _X26X_PRESETS),
-    "libx265": _Encoder("libx265", "hevc", None, _X26X_PRESETS),
-}
-_ALIASES = {"av1": "libsvtav1", "svtav1": "libsvtav1", "h264": "libx264", "hevc": "libx265",
-            "h265": "libx265"}
-VCODEC_CHOICES = tuple(sorted({*_ENCODERS, *_ALIASES}))
-
-
-@cache
-def _codec_options(encoder: str) -> dict[str, Any]:
-    """AVOptions (generic and private) the encoder accepts, by name."""
-    import av
-
-    ctx = av.CodecContext.create(encoder, "w")
-    opts = ctx.supported_options
-    return {o.name: o for o in (*opts.generic, *opts.private)}
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EncoderConfig:
     """How each camera stream is encoded. Field names and defaults follow the reference docs.
 
     Example: `EncoderConfig(vcodec="libsvtav1", crf=30, g=2, preset=12, pix_fmt="yuv420p")`.
+    How each field maps onto each encoder's own options is the table in `_codecs`.
     """
 
     vcodec: str = "libsvtav1"
-    """Encoder: `libsvtav1` (alias `av1`), `h264` (`libx264`) or `hevc` (`libx265`)."""
+    """Encoder: `libsvtav1` (alias `av1`), `h264` (`libx264`), `hevc` (`libx265`), a hardware encoder such as
+    `h264_nvenc`, or `auto`: the first that works here, hardware first (see `streamrec probe`)."""
     pix_fmt: str = "yuv420p"
     """Pixel format of the encoded stream; frames arrive as rgb24 and are converted in the worker."""
     g: int | None = 2
@@ -90,87 +57,28 @@ class EncoderConfig:
     """Further encoder AVOptions, merged last (e.g. `{"svtav1-params": "tune=0"}`)."""
 
     def __post_init__(self) -> None:
-        name = _ALIASES.get(self.vcodec, self.vcodec)
-        if name not in _ENCODERS:
-            raise ConfigError(f"EncoderConfig.vcodec = {self.vcodec!r}: must be one of {VCODEC_CHOICES}")
-        try:
-            options = _codec_options(name)
-        except Exception as e:  # the FFmpeg build lacks it
-            raise ConfigError(f"EncoderConfig.vcodec = {self.vcodec!r}: this PyAV build cannot open "
-                              f"encoder {name!r} ({e})") from e
-        import av
-
-        formats = [f.name for f in av.codec.Codec(name, "w").video_formats or ()]
-        if self.pix_fmt not in formats:
-            raise ConfigError(f"EncoderConfig.pix_fmt = {self.pix_fmt!r}: {name} accepts {formats}")
-        if self.g is not None and (not isinstance(self.g, int) or self.g < 1):
-            raise ConfigError(f"EncoderConfig.g = {self.g!r}: must be an integer >= 1 or None")
-        if self.crf is not None:
-            opt = options["crf"]
-            if not isinstance(self.crf, (int, float)) or not opt.min <= self.crf <= opt.max:
-                raise ConfigError(f"EncoderConfig.crf = {self.crf!r}: {name} accepts "
-                                  f"{opt.min:g}..{opt.max:g}")
-        enc = _ENCODERS[name]
-        if self.preset is not None:
-            if enc.presets:
-                if self.preset not in enc.presets:
-                    raise ConfigError(f"EncoderConfig.preset = {self.preset!r}: {name} accepts {enc.presets}")
-            else:
-                opt = options["preset"]
-                if isinstance(self.preset, bool) or not isinstance(self.preset, int) \
-                        or not opt.min <= self.preset <= opt.max:
-                    raise ConfigError(f"EncoderConfig.preset = {self.preset!r}: {name} accepts integers "
-                                      f"{opt.min:g}..{opt.max:g}")
-        if self.fast_decode not in (0, 1, 2):
-            raise ConfigError(f"EncoderConfig.fast_decode = {self.fast_decode!r}: must be 0, 1 or 2")
-        unknown = sorted(k for k in self.extra_options if k not in options)
-        if unknown:
-            raise ConfigError(f"EncoderConfig.extra_options: {name} has no option(s) {unknown}; "
-                              f"see `ffmpeg -h encoder={name}` for the options it accepts")
+        _codecs.check(self)
 
     @property
     def encoder(self) -> str:
-        """The FFmpeg encoder name `vcodec` resolves to."""
-        return _ALIASES.get(self.vcodec, self.vcodec)
+        """The FFmpeg encoder `vcodec` resolves to (`auto` until resolved for the cameras)."""
+        return _codecs.encoder_name(self.vcodec)
 
     @property
     def stream_codec(self) -> str:
         """Codec of the encoded stream (`av1`, `h264`, `hevc`)."""
-        return _ENCODERS[self.encoder].stream_codec
+        if self.encoder == _codecs.AUTO:
+            raise ConfigError("EncoderConfig.vcodec = 'auto' has no stream codec until it is resolved "
+                              "for the cameras (DatasetRecorder.create does that)")
+        return _codecs.ENCODERS[self.encoder].stream_codec
 
     @property
     def effective_preset(self) -> int | str | None:
-        return self.preset if self.preset is not None else _ENCODERS[self.encoder].default_preset
+        return _codecs.effective_preset(self)
 
     def codec_options(self, encoder_threads: int | None) -> dict[str, str]:
         """AVOptions for the encoder, as strings. `g` is set on the codec context, not here."""
-        opts: dict[str, str] = {}
-        if self.crf is not None:
-            opts["crf"] = f"{self.crf:g}"
-        if self.effective_preset is not None:
-            opts["preset"] = str(self.effective_preset)
-        if self.encoder == "libsvtav1":
-            # Low-delay prediction (pred-struct=1): every frame is coded in display order. SVT-AV1's
-            # default random-access structure sometimes emits a later frame first when several
-            # frames wait in the encoder, and rows and frames are 1:1 only if frame k is packet k.
-            # It also means no frames are held back, so an episode ends without a flush wait.
-            params = ["pred-struct=1", f"fast-decode={self.fast_decode}"]
-            if encoder_threads is not None:
-                params.append(f"lp={encoder_threads}")
-            opts["svtav1-params"] = ":".join(params)
-        else:
-            if self.fast_decode:
-                opts["tune"] = "fastdecode"
-            if encoder_threads is not None:
-                opts["threads"] = str(encoder_threads)
-            if self.encoder == "libx265":
-                opts["x265-params"] = "log-level=error"
-        for key, value in self.extra_options.items():
-            if key in ("svtav1-params", "x265-params", "x264-params") and key in opts:
-                opts[key] = f"{opts[key]}:{value}"  # later entries win inside the encoder's parser
-            else:
-                opts[key] = str(value)
-        return opts
+        return _codecs.codec_options(self, encoder_threads)
 
 
 class QueueFullPolicy(str, enum.Enum):

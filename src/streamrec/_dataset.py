@@ -5,11 +5,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._config import DEFAULT_FEATURES, RecorderConfig
+from ._config import DEFAULT_FEATURES, EncoderConfig, RecorderConfig
 
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
@@ -80,10 +81,19 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def video_info(config: RecorderConfig, height: int, width: int) -> dict[str, Any]:
-    """The `info` block of a video feature: the encoded stream as it is written."""
-    enc = config.camera_encoder
-    return {
+def video_info(config: RecorderConfig, height: int, width: int, encoder: EncoderConfig | None = None,
+               file_codecs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The `info` block of a video feature: the encoded stream as it is written.
+
+    Args:
+        encoder: The encoder of the camera's first file (default: `config.camera_encoder`);
+            with `vcodec=auto` or after a fallback it differs from what was configured.
+        file_codecs: Codec of each of the camera's files (`chunk-000/file-000.mp4` -> `h264`),
+            written as `video.codec_by_file` only when they are not all `video.codec`: an encoder
+            that failed mid-recording was replaced by one making another codec (see `_fallback`).
+    """
+    enc = encoder or config.camera_encoder
+    info = {
         "video.height": height,
         "video.width": width,
         "video.codec": enc.stream_codec,
@@ -98,16 +108,21 @@ def video_info(config: RecorderConfig, height: int, width: int) -> dict[str, Any
         "video.extra_options": dict(enc.extra_options),
         "has_audio": False,
     }
+    if file_codecs and set(file_codecs.values()) != {enc.stream_codec}:
+        info["video.codec_by_file"] = dict(file_codecs)
+    return info
 
 
-def build_info(config: RecorderConfig, *, total_episodes: int, total_frames: int,
-               total_tasks: int) -> dict[str, Any]:
-    """The full `meta/info.json` document."""
+def build_info(config: RecorderConfig, *, total_episodes: int, total_frames: int, total_tasks: int,
+               encoders: Mapping[str, EncoderConfig] | None = None,
+               file_codecs: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """The full `meta/info.json` document; `encoders` and `file_codecs` per camera, see `video_info`."""
     features: dict[str, Any] = {}
     for f in config.features:
         features[f.name] = f.to_json()
         if f.is_video:
-            features[f.name]["info"] = video_info(config, f.shape[0], f.shape[1])
+            features[f.name]["info"] = video_info(config, f.shape[0], f.shape[1], (encoders or {}).get(f.name),
+                                                  (file_codecs or {}).get(f.name))
     features.update(DEFAULT_FEATURES)
     has_video = bool(config.video_features)
     return {

@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from multiprocessing.connection import Connection
@@ -45,6 +45,7 @@ import numpy as np
 from ._config import EncoderConfig, Feature, RecorderConfig
 from ._dataset import FileIndex, Layout
 from ._errors import WorkerError
+from ._fallback import EncoderFallback, EpisodeCodec
 from ._queue import FrameQueue, FrameQueueReader, ReaderHandle
 from ._sched import demote_current_thread
 from ._spill import ImageSpill, episode_images_dir, read_spilled
@@ -69,6 +70,10 @@ class VideoEpisode:
     streaming, every frame when encoding spilled PNGs."""
     append_s: float
     """Time spent copying the episode's packets into the camera's MP4."""
+    encoders: tuple[EncoderConfig, ...] = ()
+    """The camera's encoder chain after this episode: the one that made it first, then its fallbacks."""
+    fallbacks: tuple[EncoderFallback, ...] = ()
+    """Encoders that failed since the previous saved episode, and what took over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +137,13 @@ class _PacketSpool:
 class _VideoFile:
     """The camera's MP4 that episodes are being appended to; several episodes per file."""
 
-    def __init__(self, path: Path, at: FileIndex, codec: str, fps: int, width: int, height: int) -> None:
+    def __init__(self, path: Path, at: FileIndex, codec: str, fps: int, width: int, height: int,
+                 encoder: str = "") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.at = at
+        self.encoder = encoder
+        """The encoder that made its packets: one per file (a fallback starts a new one)."""
         self.frames = 0
         self.bytes = 0
         self._time_base = Fraction(1, fps)
@@ -195,41 +203,38 @@ class _Spec:
     """Codec threads for encoding PNGs when `encoder_threads` is None. Every camera encodes
     at once then, so a share of the CPUs each: measured here, SVT-AV1 with one thread per
     process needs ~30 % less CPU per frame than with its default of one per CPU."""
+    fallbacks: tuple[EncoderConfig, ...] = ()
+    """Encoders to switch to, in order, when `encoder` fails (see `_fallback`)."""
 
 
 class _CameraEncoder:
     """The encoding itself, inside the encoder process: one episode at a time into the camera's MP4s."""
 
-    def __init__(self, spec: _Spec) -> None:
+    def __init__(self, spec: _Spec, busy: Callable[[], None] = lambda: None) -> None:
+        """`busy`: tells the recorder the process is alive during a long fallback re-encode."""
         self._spec = spec
+        self._busy = busy
         self._layout = Layout(spec.root)
-        self._options = spec.encoder.codec_options(spec.encoder_threads)
-        self._spilled_options = spec.encoder.codec_options(spec.encoder_threads or spec.spilled_threads)
+        self._chain = [spec.encoder, *spec.fallbacks]
+        """The camera's encoder, then its fallbacks; a failed encoder is removed for good."""
+        self._fallbacks: list[EncoderFallback] = []
+        """Encoder failures since the last saved episode, reported with the next one."""
         self._next_file_at = spec.start_at
         self._file: _VideoFile | None = None
         self._spool_dir = self._layout.work / "spool" / spec.camera
         self._kept_spools: list[Path] = []
         """Spools of the episodes in the open MP4, deleted once it is closed."""
-        self._codec: av.CodecContext | None = None
-        self._spool: _PacketSpool | None = None
+        self._codec: EpisodeCodec | None = None
         self._next_slot = 0
         self._last_frame: av.VideoFrame | None = None
 
-    def open_episode(self, options: dict[str, str] | None = None) -> None:
+    def open_episode(self, threads: int | None = None) -> None:
+        """`threads`: codec threads for this episode (default: `encoder_threads`)."""
         spec = self._spec
-        codec = av.CodecContext.create(spec.encoder.encoder, "w")
-        codec.width = spec.width
-        codec.height = spec.height
-        codec.pix_fmt = spec.encoder.pix_fmt
-        codec.time_base = Fraction(1, spec.fps)
-        codec.framerate = Fraction(spec.fps, 1)
-        if spec.encoder.g is not None:
-            codec.gop_size = spec.encoder.g
-        codec.max_b_frames = 0  # pts must equal decode order: one packet per row, on the k/fps grid
-        codec.options = dict(self._options if options is None else options)
-        codec.open()
-        self._codec = codec
-        self._spool = _PacketSpool(self._spool_dir / "open.bin")
+        self._codec = EpisodeCodec(self._chain, spec.width, spec.height, spec.fps,
+                                   spec.encoder_threads if threads is None else threads,
+                                   self._spool_dir / "open.bin", _PacketSpool, self._fallbacks, spec.camera,
+                                   self._busy)
         self._next_slot = 0
         self._last_frame = None
 
@@ -243,8 +248,7 @@ class _CameraEncoder:
         self._last_frame = frame
 
     def _encode(self, frame: av.VideoFrame) -> None:
-        frame.pts = self._next_slot
-        self._spool.write(self._codec.encode(frame))
+        self._codec.encode(frame)  # sets pts = this slot
         self._next_slot += 1
 
     def finish_episode(self, frames: int, episode_index: int) -> VideoEpisode:
@@ -253,25 +257,32 @@ class _CameraEncoder:
         t0 = time.perf_counter()
         while self._next_slot < frames:  # the last frames were dropped
             self._encode(self._last_frame)
-        self._spool.write(self._codec.encode(None))
+        spool = self._codec.finish()
+        encoder = self._codec.encoder
         t1 = time.perf_counter()
         self._codec = None
-        spool = self._spool
         if spool.packets != frames:
             raise WorkerError(f"{self._spec.camera}: encoder returned {spool.packets} packets for {frames} frames")
-        if self._file is not None and self._file.frames and self._file.bytes + spool.bytes > self._spec.limit_bytes:
-            self.close_file()
+        if self._file is not None and (self._file.encoder != encoder.encoder or self._file.frames
+                                       and self._file.bytes + spool.bytes > self._spec.limit_bytes):
+            self.close_file()  # full, or the camera's encoder changed (see _fallback): one encoder per file
         if self._file is None:
             at = self._next_file_at
-            self._file = _VideoFile(self._layout.video(self._spec.camera, at), at, self._spec.encoder.stream_codec,
-                                    self._spec.fps, self._spec.width, self._spec.height)
+            self._file = _VideoFile(self._layout.video(self._spec.camera, at), at, encoder.stream_codec,
+                                    self._spec.fps, self._spec.width, self._spec.height, encoder.encoder)
             self._next_file_at = at.next(self._spec.chunks_size)
+            # Beside the spools: which codec the open file holds, for `repair` after a fallback.
+            codec_note = spool_codec_path(self._spool_dir, at)
+            codec_note.write_text(encoder.stream_codec)
+            self._kept_spools.append(codec_note)
         start = self._file.append(spool)
         spool.keep(self._spool_dir / f"episode-{episode_index:06d}.bin")
         self._kept_spools.append(spool.path)
-        self._spool = None
+        fallbacks = tuple(self._fallbacks)
+        self._fallbacks.clear()
         return VideoEpisode(camera=self._spec.camera, episode_index=episode_index, file=self._file.at,
-                            from_frame=start, frames=frames, flush_s=t1 - t0, append_s=time.perf_counter() - t1)
+                            from_frame=start, frames=frames, flush_s=t1 - t0, append_s=time.perf_counter() - t1,
+                            encoders=tuple(self._chain), fallbacks=fallbacks)
 
     def encode_spilled(self, episodes: list[tuple[int, int]], progress: Callable[[int, int], None]
                        ) -> list[VideoEpisode]:
@@ -286,7 +297,7 @@ class _CameraEncoder:
             folder = episode_images_dir(self._layout, self._spec.camera, episode_index)
             if not folder.is_dir():
                 raise WorkerError(f"{self._spec.camera}: the PNGs of episode {episode_index} are missing ({folder})")
-            self.open_episode(self._spilled_options)
+            self.open_episode(self._spec.encoder_threads or self._spec.spilled_threads)
             t0 = time.perf_counter()
             try:
                 for slot, frame in read_spilled(folder):
@@ -303,13 +314,8 @@ class _CameraEncoder:
 
     def abort_episode(self) -> None:
         codec, self._codec = self._codec, None
-        if codec is not None and self._next_slot:
-            # Drain, so the encoder shuts down cleanly; the packets are not wanted.
-            with contextlib.suppress(av.FFmpegError):
-                codec.encode(None)
-        if self._spool is not None:
-            self._spool.discard()
-            self._spool = None
+        if codec is not None:
+            codec.abort()
 
     def close_file(self) -> None:
         if self._file is not None:
@@ -318,6 +324,11 @@ class _CameraEncoder:
             for path in self._kept_spools:
                 path.unlink(missing_ok=True)
             self._kept_spools.clear()
+
+
+def spool_codec_path(spool_dir: Path, at: FileIndex) -> Path:
+    """A note, kept with a camera's spools, of the stream codec of its open file `at`."""
+    return spool_dir / f"file-{at.chunk:03d}-{at.file:03d}.codec"
 
 
 def encoder_processes(root: Path) -> list[int]:
@@ -366,7 +377,7 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
     # Started before this thread is demoted, so that it keeps normal priority (see _SaveThread).
     save_thread = None if spec.streaming else _SaveThread()
     demote_current_thread(spec.nice)
-    encoder = _CameraEncoder(spec)
+    encoder = _CameraEncoder(spec, busy=lambda: replies.send((None, "busy", None)))
     spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width, spec.height)
     sampler = ImageStatsSampler(spec.fps // 10)
     failure: str | None = None
@@ -553,15 +564,19 @@ class EncoderWorker:
     process. A failure in the process is raised as WorkerError, remote traceback as its cause.
     """
 
-    def __init__(self, camera: Feature, config: RecorderConfig, layout: Layout, start_at: FileIndex) -> None:
+    def __init__(self, camera: Feature, config: RecorderConfig, layout: Layout, start_at: FileIndex,
+                 encoders: Sequence[EncoderConfig] | None = None) -> None:
+        """`encoders`: the camera's encoder then its fallbacks (default: `config.camera_encoder` alone)."""
         self.camera = camera.name
         self.queue = FrameQueue(self.camera, camera.shape, config.encoder_queue_maxsize, config.queue_full_policy)
+        encoders = tuple(encoders or (config.camera_encoder,))
         self._spec = _Spec(camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps,
-                           encoder=config.camera_encoder, encoder_threads=config.encoder_threads, root=layout.root,
+                           encoder=encoders[0], encoder_threads=config.encoder_threads, root=layout.root,
                            start_at=start_at, limit_bytes=int(config.video_files_size_in_mb * 2**20),
                            chunks_size=config.chunks_size, nice=config.encoder_nice,
                            streaming=config.streaming_encoding,
-                           spilled_threads=max(1, len(os.sched_getaffinity(0)) // len(config.video_features)))
+                           spilled_threads=max(1, len(os.sched_getaffinity(0)) // len(config.video_features)),
+                           fallbacks=encoders[1:])
         self._timeout_s = config.encoder_timeout_s
         self._process: subprocess.Popen | None = None
         self._replies: Connection | None = None
@@ -711,7 +726,9 @@ class EncoderWorker:
             except EOFError:
                 self._failure = self._failure or self._died()
                 raise self._failure from None
-            if kind == "progress":
+            if kind == "busy":  # a fallback re-encoding an episode (see _fallback): alive, not hung
+                deadline = new_deadline()
+            elif kind == "progress":
                 deadline = new_deadline()
                 if on_progress is not None and got_id == request_id:
                     on_progress(self.camera, *value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import time
@@ -16,6 +17,8 @@ from ._config import DEFAULT_FEATURES, EncoderConfig, Feature, QueueFullPolicy, 
 from ._dataset import FileIndex, Layout, WorkLock, build_info, write_json_atomic
 from ._encoder import EncoderWorker, EpisodeEnd, VideoEpisode, rebuild_video_file
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
+from ._fallback import EncoderFallback
+from ._probe import choose_encoders
 from ._resume import ExistingDataset, check_matches, read_existing
 from ._spill import episode_images_dir
 from ._stats import STAT_NAMES, Stats, aggregate, numeric_stats
@@ -54,6 +57,10 @@ class CameraReport:
     the whole episode from its PNGs otherwise."""
     append_s: float | None
     """Time taken to copy the episode's packets into the camera's MP4."""
+    encoder: str | None = None
+    """The FFmpeg encoder that made this episode's video (None while it waits as PNGs)."""
+    fallbacks: tuple[EncoderFallback, ...] = ()
+    """Encoders that failed for this camera since the previous episode, and what took over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,10 @@ class DatasetRecorder:
         self._existing: ExistingDataset | None = None
         """What the dataset held before this session, when resumed."""
         self._lock: WorkLock | None = None
+        self._encoders: dict[str, tuple[EncoderConfig, ...]] = {}
+        """Per camera: its current encoder, then the ones it falls back to (see `_probe.choose_encoders`)."""
+        self._file_encoders: dict[str, dict[FileIndex, EncoderConfig]] = {}
+        """Per camera: the encoder that made each of its files."""
         self._reset_episode()
 
     @classmethod
@@ -232,7 +243,9 @@ class DatasetRecorder:
         root.mkdir(parents=True, exist_ok=True)
         try:
             rec._lock = WorkLock(rec._layout, "DatasetRecorder.create")
-            write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0))
+            rec._choose_encoders()
+            write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0,
+                                                           encoders=rec._first_encoders()))
             rec._start_workers()
         except BaseException:
             rec._stop_workers()
@@ -304,6 +317,7 @@ class DatasetRecorder:
         rec._check_appendable()
         rec._lock = WorkLock(rec._layout, "DatasetRecorder.resume")
         try:
+            rec._choose_encoders()
             rec._start_workers()
         except BaseException:
             rec._stop_workers()
@@ -441,7 +455,9 @@ class DatasetRecorder:
                 video_file=None if v is None else self._layout.video(name, v.file),
                 from_timestamp=None if v is None else v.from_frame / fps,
                 to_timestamp=None if v is None else (v.from_frame + v.frames) / fps,
-                flush_s=None if v is None else v.flush_s, append_s=None if v is None else v.append_s)
+                flush_s=None if v is None else v.flush_s, append_s=None if v is None else v.append_s,
+                encoder=None if v is None else v.encoders[0].encoder if v.encoders else self.encoders[name],
+                fallbacks=() if v is None else v.fallbacks)
         return EpisodeReport(episode_index=e, frames=n, duration_s=n / fps, tasks=episode_tasks, cameras=cameras,
                              save_s=time.perf_counter() - t0, videos_pending=not videos, encoded_episodes=encoded)
 
@@ -450,6 +466,7 @@ class DatasetRecorder:
         fps = self.config.fps
         meta = dict(saved.meta)
         for name, v in videos.items():
+            self._note_encoder(name, v)
             meta[f"videos/{name}/chunk_index"] = v.file.chunk
             meta[f"videos/{name}/file_index"] = v.file.file
             # From integer frame counts, so the value never drifts however long the file.
@@ -573,6 +590,11 @@ class DatasetRecorder:
         """Rows in the open episode."""
         return self._frames
 
+    @property
+    def encoders(self) -> dict[str, str]:
+        """Camera -> the FFmpeg encoder it is on (`vcodec=auto` resolved; after a fallback, its replacement)."""
+        return {name: chain[0].encoder for name, chain in self._encoders.items()}
+
     def camera_status(self) -> list[CameraStatus]:
         """Queue depth and drop counters of each camera for the open episode."""
         out = []
@@ -601,9 +623,38 @@ class DatasetRecorder:
         self._episode_tasks: list[str] = []
         self._task_of_row: list[str] = []
 
+    def _choose_encoders(self) -> None:
+        """Resolve `auto` and each camera's fallbacks, once, at the cameras' real size."""
+        by_size: dict[tuple[int, ...], tuple[EncoderConfig, ...]] = {}  # cameras of one size share the answer
+        for f in self._video_features:
+            if f.shape not in by_size:
+                by_size[f.shape] = choose_encoders(self.config.camera_encoder, f.shape[1], f.shape[0],
+                                                   self.config.fps, self.config.encoder_threads, camera=f.name)
+            self._encoders[f.name] = by_size[f.shape]
+
+    def _first_encoders(self) -> dict[str, EncoderConfig]:
+        """Per camera: the encoder of its first file (what info.json describes), else its current one."""
+        out = {}
+        for name, chain in self._encoders.items():
+            files = self._file_encoders.get(name)
+            out[name] = files[min(files, key=lambda at: (at.chunk, at.file))] if files else chain[0]
+        return out
+
+    def _note_encoder(self, name: str, v: VideoEpisode) -> None:
+        """Keep track of which encoder a camera is on and which made each file, after a saved episode."""
+        if v.encoders:
+            self._encoders[name] = v.encoders
+        files = self._file_encoders.setdefault(name, {})
+        new_file = bool(files) and v.file not in files
+        where = f", in a new file {self._layout.video(name, v.file).relative_to(self.root)}" if new_file else ""
+        files[v.file] = self._encoders[name][0]
+        for fallback in v.fallbacks:
+            log.warning("%s: %s; episode %d has every frame%s", name, fallback, v.episode_index, where)
+
     def _start_workers(self) -> None:
         for f in self._video_features:
-            self._workers[f.name] = EncoderWorker(f, self.config, self._layout, self._video_start[f.name])
+            self._workers[f.name] = EncoderWorker(f, self.config, self._layout, self._video_start[f.name],
+                                                  self._encoders.get(f.name))
         for w in self._workers.values():
             w.start()
         for w in self._workers.values():
@@ -685,7 +736,12 @@ class DatasetRecorder:
         """Replace a dead encoder process: rebuild its open MP4, start a new one on the next file."""
         start_at = self._rebuild_open_video(name)
         self._workers[name].join(0)
-        worker = EncoderWorker(self._feature(name), self.config, self._layout, start_at)
+        chain = self._encoders.get(name, ())
+        if len(chain) > 1:  # a driver that took its process down would likely do it again
+            log.warning("%s: its encoder process died with %s; the new process uses %s", name,
+                        chain[0].encoder, chain[1].encoder)
+            self._encoders[name] = chain[1:]
+        worker = EncoderWorker(self._feature(name), self.config, self._layout, start_at, self._encoders.get(name))
         self._workers[name] = worker
         worker.start()
         worker.wait_ready()
@@ -714,7 +770,8 @@ class DatasetRecorder:
                 log.warning("encoder for %s died; rebuilding %s from the spools of episodes %s", name,
                             self._layout.video(name, at), episodes)
                 feature = self._feature(name)
-                rebuild_video_file(self.root, name, at, episodes, self.config.camera_encoder.stream_codec,
+                encoder = self._file_encoders.get(name, {}).get(at) or self._encoders[name][0]
+                rebuild_video_file(self.root, name, at, episodes, encoder.stream_codec,
                                    self.config.fps, feature.shape[1], feature.shape[0])
             at = at.next(self.config.chunks_size)
         shutil.rmtree(spools, ignore_errors=True)
@@ -772,17 +829,25 @@ class DatasetRecorder:
             stats = {name: aggregate([e[name] for e in per_episode if name in e]) for name in names}
             write_json_atomic(self._layout.stats, stats_to_json(stats))
         write_tasks_file(self._layout.tasks, self._tasks)
+        file_codecs = {name: {f"chunk-{at.chunk:03d}/file-{at.file:03d}.mp4": enc.stream_codec
+                              for at, enc in files.items()} for name, files in self._file_encoders.items()}
         before = (existing.total_episodes, existing.total_frames) if existing else (0, 0)
         total_episodes = before[0] + len(metas)
         total_frames = before[1] + sum(m["length"] for m in metas)
         if existing:
-            # Keep everything another writer put in info.json; only the totals change.
+            # Keep everything another writer put in info.json; only the totals change, and the
+            # codec of any new file that is not the stated one (an encoder fallback).
             info = {**existing.info, "total_episodes": total_episodes, "total_frames": total_frames,
                     "total_tasks": len(self._tasks), "splits": {**existing.info.get("splits", {}),
                                                                  "train": f"0:{total_episodes}"}}
+            info["features"] = copy.deepcopy(info["features"])
+            for name, codecs in file_codecs.items():
+                stated = info["features"][name].setdefault("info", {})
+                if any(codec != stated.get("video.codec") for codec in codecs.values()):
+                    stated["video.codec_by_file"] = {**stated.get("video.codec_by_file", {}), **codecs}
         else:
             info = build_info(self.config, total_episodes=total_episodes, total_frames=total_frames,
-                              total_tasks=len(self._tasks))
+                              total_tasks=len(self._tasks), encoders=self._first_encoders(), file_codecs=file_codecs)
         write_json_atomic(self._layout.info, info)
 
 

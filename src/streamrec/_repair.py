@@ -32,7 +32,7 @@ import av
 
 from ._config import QueueFullPolicy, RecorderConfig
 from ._dataset import WORK_DIR, FileIndex, Layout, WorkLock
-from ._encoder import encoder_processes, rebuild_video_file
+from ._encoder import encoder_processes, rebuild_video_file, spool_codec_path
 from ._errors import DatasetError
 from ._recorder import DatasetRecorder, ProgressCallback, _SavedEpisode
 from ._resume import ExistingDataset, read_existing
@@ -195,8 +195,9 @@ def _repair_camera(layout: Layout, camera: str, base: ExistingDataset, metas: li
         path = layout.video(camera, at)
         # Spools are deleted once their MP4 is closed: all of them there means it was still open.
         if all((spools / f"episode-{e:06d}.bin").exists() for e in episodes):
-            rebuild_video_file(layout.root, camera, at, episodes, base.camera_encoder.stream_codec,
-                               base.info["fps"], width, height)
+            note = spool_codec_path(spools, at)  # absent only if written by an older streamrec
+            codec = note.read_text().strip() if note.exists() else base.camera_encoder.stream_codec
+            rebuild_video_file(layout.root, camera, at, episodes, codec, base.info["fps"], width, height)
             report.videos_rebuilt.append(path)
         elif not _readable(path):
             raise DatasetError(f"{path} holds saved episodes {episodes} but cannot be read, and their packets "

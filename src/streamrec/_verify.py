@@ -762,6 +762,9 @@ class _Checker:
             self.error("video_shape", f"{video.path} is {video.width}x{video.height} (width x height), but "
                        f"info.json gives {camera} shape {shape} (height, width, channels)", **where)
         stated = (spec.get("info") or {}).get("video.codec")
+        by_file = (spec.get("info") or {}).get("video.codec_by_file")
+        if isinstance(by_file, dict):  # a camera whose encoder was replaced mid-recording (streamrec's fallback)
+            stated = by_file.get(video.path.removeprefix(f"videos/{camera}/"), stated)
         if isinstance(stated, str) and video.codec_id is not None and codec_id(stated) != video.codec_id:
             self.warning("video_codec", f"{video.path} is {video.codec_name}, but info.json says "
                          f"video.codec = {stated!r}", **where)

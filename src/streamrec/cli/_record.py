@@ -387,7 +387,7 @@ class Recording:
     def _record_all(self, rec: DatasetRecorder) -> None:
         cams = ", ".join(f"{s.name} {s.shape[1]}x{s.shape[0]} {s.config.type}" for s in self.sources)
         self._say(f"recording {self.ds.num_episodes} episode(s) of {self.ds.episode_time_s:g} s at "
-                  f"{self.ds.fps} fps to {rec.root} (cameras: {cams}; {self.ds.camera_encoder.encoder})")
+                  f"{self.ds.fps} fps to {rec.root} (cameras: {cams}; {', '.join(sorted(set(rec.encoders.values())))})")
         if not self.live:
             self._episodes(rec)
             return
