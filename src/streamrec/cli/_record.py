@@ -52,13 +52,17 @@ from streamrec._sources import (
     CAMERA_TYPES,
     CameraConfig,
     CameraSource,
+    FootageCameraConfig,
     FootageRobot,
     FootageSource,
     RobotSource,
+    SimCameraConfig,
+    SimRobot,
     SourceError,
     SyntheticRobot,
     camera_config,
     make_source,
+    sim_world,
 )
 from streamrec.cli import _flags
 
@@ -162,6 +166,11 @@ class RecordConfig:
         typed = tuple(config_cls for config_cls, _ in CAMERA_TYPES.values())
         object.__setattr__(self, "cameras", {name: spec if isinstance(spec, typed) else camera_config(name, spec)
                                              for name, spec in self.cameras.items()})
+        kinds = {type(c) for c in self.cameras.values()}
+        if SimCameraConfig in kinds and FootageCameraConfig in kinds:
+            raise ConfigError("RecordConfig.cameras: sim and footage cameras each bring their own robot state "
+                              "(observation.state, action); record one kind at a time")
+        sim_world(self.cameras, fps=1)  # sim cameras must agree on the simulation they share
         if self.display_data:
             raise ConfigError("RecordConfig.display_data = True: live display of images and robot data is not "
                               "built yet; leave it false (the default)")
@@ -345,16 +354,22 @@ class Recording:
     def _open(self) -> DatasetRecorder | None:
         """Open every camera, then the recorder; None when a stop was requested meanwhile."""
         try:
+            world = sim_world(self.config.cameras, self.ds.fps)
             for name, cam in self.config.cameras.items():
-                source = make_source(name, cam)
+                source = make_source(name, cam, world=world)
                 source.open()
                 self.sources.append(source)
                 if self.stop.signum is not None:
                     raise _Stopped
             footage = [s for s in self.sources if isinstance(s, FootageSource)]
-            # The footage's recorded arm goes with its frames; otherwise a made-up arm keeps the
-            # dataset's table features (state, action) present as they are with a real robot.
-            self.robot = FootageRobot(footage[0]) if footage else SyntheticRobot(fps=self.ds.fps)
+            # The simulated arms, or the footage's recorded ones, go with their frames; otherwise a
+            # made-up arm keeps the dataset's table features (state, action) present as with a real robot.
+            if world is not None:
+                self.robot = SimRobot(world)
+            elif footage:
+                self.robot = FootageRobot(footage[0])
+            else:
+                self.robot = SyntheticRobot(fps=self.ds.fps)
             features: dict[str, dict[str, Any]] = {}
             for source in self.sources:
                 features[IMAGE_PREFIX + source.name] = {"dtype": "video", "shape": list(source.shape)}
@@ -408,6 +423,8 @@ class Recording:
                 return
             fig = EpisodeFigures(index=k, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
             self.episodes.append(fig)
+            assert self.robot is not None
+            self.robot.start_episode(k)
             try:
                 self._record_episode(rec, fig)
                 stopped = self.stop.signum is not None
