@@ -23,6 +23,7 @@ import abc
 import difflib
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -735,7 +736,6 @@ def choose_gl_backend() -> str:
     Raises:
         SourceError: no backend could make a context; the message gives each one's error.
     """
-    import os
     import platform
     import subprocess
     import sys
@@ -764,8 +764,22 @@ def choose_gl_backend() -> str:
                       "MUJOCO_GL to a backend that works here")
 
 
+_SIM_MODULES = ("gym_aloha", "gymnasium", "mujoco", "dm_control")
+
+
 def _import_sim(camera: str) -> Any:
-    """gym-aloha (with MuJoCo and dm_control) is optional: imported when the first sim camera opens."""
+    """gym-aloha (with MuJoCo and dm_control) is optional: imported when the first sim camera opens.
+
+    Whether they are installed is checked before anything is imported, since the OpenGL backend
+    must be chosen before MuJoCo is (see `choose_gl_backend`).
+    """
+    import importlib.util
+
+    missing = [name for name in _SIM_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SourceError(f"camera {camera!r} (sim): the simulation needs gym-aloha and MuJoCo, not installed "
+                          f"(no module {', '.join(missing)}); pip install 'streamrec[sim]'")
+    choose_gl_backend()
     try:
         import gym_aloha
         import gymnasium
@@ -832,8 +846,8 @@ class SimWorld:
             self._close()
 
     def _open(self, camera: str) -> None:
-        self.gl_backend = choose_gl_backend()
         _, gymnasium, self._mujoco, constants, self._utils, self._sim = _import_sim(camera)
+        self.gl_backend = os.environ.get("MUJOCO_GL", "default")
         aloha = gymnasium.make(self.env_id, disable_env_checker=True).unwrapped
         self._env = aloha
         self._physics = aloha._env.physics  # the dm_control environment inside (see the class docstring)

@@ -553,8 +553,8 @@ class Recording:
         sink = RerunSink(rrd_path=self._rrd_path, value_names=names)
         self.display = DisplayWorker(sink)
         self.display.start()
-        where = f"saving it to {self._rrd_path} (no screen here)" if self._rrd_path else "in the Rerun viewer"
-        self._say(f"live display {where}: {self.display.config.image_hz:g} images/s per camera, at most "
+        where = f"saving to {self._rrd_path} (no screen here)" if self._rrd_path else "in the Rerun viewer"
+        self._say(f"live display: {where}; {self.display.config.image_hz:g} images/s per camera, at most "
                   f"{self.display.config.max_width} pixels wide")
 
     def _offer_display(self, frame: Mapping[str, Any], fig: EpisodeFigures,
@@ -687,10 +687,11 @@ class Recording:
         self.console.print(f"Dataset: {rec.root} - {rec.num_episodes} episode(s), {frames} frames{stopped}")
         if self._display_counts is not None:
             offered, dropped, logged = self._display_counts
-            where = f"; saved to {self._rrd_path} (open it with: rerun {self._rrd_path})" if self._rrd_path else ""
             failed = f"; stopped early: {self.display_error}" if self.display_error else ""
             self.console.print(f"Live display: {logged} of {offered} ticks shown, {dropped} dropped while the "
-                               f"display was behind{where}{failed}")
+                               f"display was behind{failed}")
+            if self._rrd_path:
+                self.console.print(f"Live display saved to {self._rrd_path}; open it with: rerun {self._rrd_path}")
 
     def _write_report(self, path: Path, rec: DatasetRecorder) -> None:
         report = {
