@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -376,3 +378,22 @@ def test_sim_unknown_scene_camera_lists_the_scene_cameras() -> None:
     with pytest.raises(SourceError, match=r"camera 'wrist' \(sim\): the scene has no camera 'wrist'; it has \[.*"
                                           r"'left_wrist'.*\] \(set `camera:` in the spec\)"):
         source.open()
+
+
+@needs_sim
+def test_sim_gl_falls_back_from_egl_to_osmesa_or_says_what_failed() -> None:
+    # A device id EGL does not have makes its context fail, as on a machine without EGL.
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    env["MUJOCO_EGL_DEVICE_ID"] = "99"
+    script = ("import os\nfrom streamrec._sources import SourceError, choose_gl_backend\ntry:\n"
+              "    print(choose_gl_backend(), os.environ.get('MUJOCO_GL'), os.environ.get('PYOPENGL_PLATFORM'))\n"
+              "except SourceError as e:\n    print('error', e)\n")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180).stdout
+    if out.startswith("osmesa"):  # libosmesa6 is installed
+        assert out.split() == ["osmesa", "osmesa", "osmesa"]
+    else:
+        assert out.startswith("error no OpenGL for rendering without a window: egl: ") and "; osmesa: " in out
+        assert "apt-get install libosmesa6" in out
+    kept = subprocess.run([sys.executable, "-c", script], env={**env, "MUJOCO_GL": "osmesa"}, capture_output=True,
+                          text=True, timeout=60).stdout
+    assert kept.split()[0] == "osmesa"  # the user's choice is kept, not probed

@@ -144,7 +144,9 @@ class RerunSink:
         self._stream = rr.RecordingStream(application_id)
         try:
             if rrd_path is None:
-                self._stream.spawn()
+                # Rerun looks for its viewer on PATH, which lacks the venv's bin/ unless the venv is activated.
+                viewer = Path(sys.executable).with_name("rerun")
+                rr.spawn(recording=self._stream, executable_path=str(viewer) if viewer.is_file() else None)
             else:
                 self._stream.save(str(rrd_path))
             for key, names in value_names.items():

@@ -757,7 +757,8 @@ def choose_gl_backend() -> str:
         if probe.returncode == 0:
             os.environ["MUJOCO_GL"] = os.environ["PYOPENGL_PLATFORM"] = backend
             return backend
-        lines = probe.stderr.strip().splitlines()
+        # The error is the traceback's last line; noise from destructors at exit may follow it.
+        lines = probe.stderr.split("Exception ignored in")[0].strip().splitlines()
         errors.append(f"{backend}: {lines[-1] if lines else f'exit code {probe.returncode}'}")
     raise SourceError("no OpenGL for rendering without a window: " + "; ".join(errors) + ". Install Mesa's EGL "
                       "(apt-get install libegl1 libgl1-mesa-dri) or OSMesa (apt-get install libosmesa6), or set "
