@@ -148,7 +148,8 @@ class SimCameraConfig:
 
     type: ClassVar[str] = "sim"
     env: str = "gym_aloha/AlohaInsertion-v0"
-    """gym-aloha environment, one of SIM_ENVS; the same for every sim camera (they share one simulation)."""
+    """gym-aloha environment: gym_aloha/AlohaInsertion-v0 (peg and socket) or gym_aloha/AlohaTransferCube-v0
+    (a cube); the same for every sim camera (they share one simulation)."""
     camera: str | None = None
     """Camera of the scene to render (top, angle, front_close, left_pillar, right_pillar, left_wrist,
     right_wrist); null uses the camera's name. Two cameras may render the same one."""

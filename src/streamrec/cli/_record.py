@@ -166,8 +166,8 @@ class RecordConfig:
     display_data: bool = False
     """Show the cameras (10 images/s, shrunk to at most 320 pixels wide) and observation.state/action live in
     the Rerun viewer, which is spawned. Without a screen (no DISPLAY or WAYLAND_DISPLAY) they are saved to
-    <dataset.root>.rrd instead, to open with `rerun <file>`. Never slows capture: a display that falls behind
-    drops ticks (counted). Needs pip install 'streamrec[display]'."""
+    <dataset.root>.rrd instead, to open with `rerun <file>`. Capture never waits for it: a display that falls
+    behind drops ticks (counted). Needs pip install 'streamrec[display]'."""
     report_json: str | None = None
     """Write per-episode figures (frames, drops, late ticks, save time, add_frame p50/p99) to this JSON file."""
 
@@ -318,6 +318,8 @@ class Recording:
         self.display_error: DisplayError | None = None
         self._display_ticks = 0
         self._rrd_path: Path | None = None
+        self._display_values: list[str] = []
+        """Robot feature keys the display shows."""
         self._display_counts: tuple[int, int, int] | None = None
         """(offered, dropped, logged) ticks, once the display thread has ended."""
         self.robot: RobotSource | None = None
@@ -550,6 +552,7 @@ class Recording:
             DisplayError: Rerun could not start.
         """
         names = {key: spec.get("names") for key, spec in robot_features.items()}
+        self._display_values = list(names)
         sink = RerunSink(rrd_path=self._rrd_path, value_names=names)
         self.display = DisplayWorker(sink)
         self.display.start()
@@ -565,7 +568,7 @@ class Recording:
         try:
             display.offer(index=self._display_ticks, episode_index=fig.index, frame_index=fig.frames - 1,
                           capture_time_s=frame[keys[0][2]], images={key: frame[key] for _, key, _ in keys},
-                          values={key: frame[key] for key in self.robot.features} if self.robot else {})
+                          values={key: frame[key] for key in self._display_values})
         except DisplayError as e:
             # The recording matters more than its preview: say so once and go on without it.
             self.display_error = e
