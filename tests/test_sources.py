@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -22,14 +24,19 @@ from streamrec._sources import (
     FootageRobot,
     FootageSource,
     OpenCVSource,
+    SimRobot,
+    SimSource,
     SourceError,
     SyntheticCameraConfig,
     SyntheticSource,
     camera_config,
     make_source,
+    sim_world,
 )
 
 needs_footage = pytest.mark.skipif(not FOOTAGE.is_dir(), reason=f"footage clip not present at {FOOTAGE}")
+needs_sim = pytest.mark.skipif(importlib.util.find_spec("gym_aloha") is None,
+                               reason="gym-aloha not installed (pip install 'streamrec[sim]')")
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
                                reason="OpenCV not installed (pip install 'streamrec[opencv]')")
 
@@ -101,7 +108,7 @@ def test_bad_input() -> None:
     with pytest.raises(ConfigError, match=r"cameras\.top\.widht: .*did you mean 'width'"):
         camera_config("top", {"widht": 640})
     with pytest.raises(ConfigError, match=r"cameras\.top\.type = 'usb': must be one of \['footage', 'opencv', "
-                       r"'synthetic'\]"):
+                       r"'sim', 'synthetic'\]"):
         camera_config("top", {"type": "usb"})
     with pytest.raises(ConfigError, match=r"cameras\.top: SyntheticCameraConfig\.width = 15: must be an even"):
         camera_config("top", {"width": 15})
@@ -275,3 +282,118 @@ def test_opencv_without_cv2_says_how_to_install(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SourceError, match=r"camera 'cam' \(opencv\): OpenCV is not installed .*"
                                           r"pip install 'streamrec\[opencv\]'"):
         open_opencv(index_or_path=0)
+
+
+# -- sim ------------------------------------------------------------------------------------------
+
+
+def sim_cameras(**extra: dict) -> dict:
+    specs = {"top": {}, "top_again": {"camera": "top"}, "wrist": {"camera": "left_wrist"}, **extra}
+    return {name: camera_config(name, {"type": "sim", "width": 96, "height": 64, **spec})
+            for name, spec in specs.items()}
+
+
+def test_sim_bad_input() -> None:
+    with pytest.raises(ConfigError, match=r"cameras\.top: SimCameraConfig\.env = 'gym_aloha/Nope-v0': must be one "
+                                          r"of \['gym_aloha/AlohaInsertion-v0', 'gym_aloha/AlohaTransferCube-v0'\]"):
+        camera_config("top", {"type": "sim", "env": "gym_aloha/Nope-v0"})
+    with pytest.raises(ConfigError, match=r"cameras\.top: SimCameraConfig\.height = 33: must be an even integer"):
+        camera_config("top", {"type": "sim", "height": 33})
+    with pytest.raises(ConfigError, match=r"cameras\.top: SimCameraConfig\.seed = -1: must be an integer >= 0"):
+        camera_config("top", {"type": "sim", "seed": -1})
+    with pytest.raises(ConfigError, match=r"cameras\.wrist\.seed = 3: sim cameras share one simulation, so it must "
+                                          r"equal cameras\.top\.seed = 0"):
+        sim_world(sim_cameras(wrist={"seed": 3}), fps=30)
+    assert sim_world({"top": camera_config("top", {})}, fps=30) is None  # no sim camera, no simulation
+
+
+def test_sim_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gym_aloha", None)  # as if not installed
+    source = make_source("top", camera_config("top", {"type": "sim"}))
+    with pytest.raises(SourceError, match=r"camera 'top' \(sim\): the simulation needs gym-aloha and MuJoCo, not "
+                                          r"installed \(no module gym_aloha\); pip install 'streamrec\[sim\]'"):
+        source.open()
+
+
+@needs_sim
+def test_sim_cameras_share_one_simulation_and_the_arms_move() -> None:
+    world = sim_world(sim_cameras(), fps=30)
+    sources = [make_source(name, config, world=world) for name, config in sim_cameras().items()]
+    assert all(isinstance(s, SimSource) and s.world is world for s in sources)
+    robot = SimRobot(world)
+    try:
+        for source in sources:
+            source.open()
+        assert robot.features["observation.state"]["shape"] == [14]
+        assert robot.features["action"]["names"][6] == "left_arm_gripper"
+        robot.start_episode(0)
+        rows, images = [], []
+        for _ in range(60):  # 2 s at 30 fps
+            top, top_again, wrist = (s.read() for s in sources)
+            assert top is top_again  # the same scene camera is rendered once per tick and shared
+            assert top.shape == (64, 96, 3) and top.dtype == np.uint8
+            images.append((top.copy(), wrist.copy()))
+            rows.append(robot.read())
+    finally:
+        for source in sources:
+            source.close()
+
+    states = np.stack([r["observation.state"] for r in rows])
+    actions = np.stack([r["action"] for r in rows])
+    assert states.dtype == actions.dtype == np.float32 and states.shape == actions.shape == (60, 14)
+    assert np.ptp(states[:, :6], axis=0).max() > 0.05  # the left arm moved
+    assert np.abs(np.diff(actions, axis=0)).max() < 0.05  # smoothly: no jump between ticks (radians)
+    for first, last in zip(images[0], images[-1]):
+        assert np.abs(first.astype(int) - last).mean() > 1  # and the cameras show it
+
+
+@needs_sim
+def test_sim_episodes_restart_from_home_with_objects_placed_by_seed() -> None:
+    source = make_source("top", camera_config("top", {"type": "sim", "width": 96, "height": 64}))
+    robot = SimRobot(source.world)
+    source.open()
+    try:
+        def first_tick(episode: int) -> tuple[np.ndarray, np.ndarray]:
+            robot.start_episode(episode)
+            image = source.read().copy()
+            return image, robot.read()["observation.state"]
+
+        image0, state0 = first_tick(0)
+        for _ in range(30):
+            source.read()
+            robot.read()
+        again, state_again = first_tick(0)
+        np.testing.assert_array_equal(state_again, state0)  # an episode recorded again starts the same
+        np.testing.assert_array_equal(again, image0)
+        image1, state1 = first_tick(1)
+        np.testing.assert_allclose(state1, state0, atol=1e-6)  # arms at home...
+        assert (image1 != image0).any()  # ...but the peg and socket elsewhere
+    finally:
+        source.close()
+
+
+@needs_sim
+def test_sim_unknown_scene_camera_lists_the_scene_cameras() -> None:
+    source = make_source("wrist", camera_config("wrist", {"type": "sim", "width": 64, "height": 48}))
+    with pytest.raises(SourceError, match=r"camera 'wrist' \(sim\): the scene has no camera 'wrist'; it has \[.*"
+                                          r"'left_wrist'.*\] \(set `camera:` in the spec\)"):
+        source.open()
+
+
+@needs_sim
+def test_sim_gl_falls_back_from_egl_to_osmesa_or_says_what_failed() -> None:
+    # A device id EGL does not have makes its context fail, as on a machine without EGL.
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    env["MUJOCO_EGL_DEVICE_ID"] = "99"
+    script = ("import os\nfrom streamrec._sources import SourceError, choose_gl_backend\ntry:\n"
+              "    print(choose_gl_backend(), os.environ.get('MUJOCO_GL'), os.environ.get('PYOPENGL_PLATFORM'))\n"
+              "except SourceError as e:\n    print('error', e)\n")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180).stdout
+    if out.startswith("osmesa"):  # libosmesa6 is installed
+        assert out.split() == ["osmesa", "osmesa", "osmesa"]
+    else:
+        assert out.startswith("error no OpenGL for rendering without a window: egl: ") and "; osmesa: " in out
+        assert "apt-get install libosmesa6" in out
+    kept = subprocess.run([sys.executable, "-c", script], env={**env, "MUJOCO_GL": "osmesa"}, capture_output=True,
+                          text=True, timeout=60).stdout
+    assert kept.split()[0] == "osmesa"  # the user's choice is kept, not probed

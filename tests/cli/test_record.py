@@ -25,6 +25,10 @@ from streamrec.cli.__main__ import main
 from streamrec.cli._record import RecordConfig
 
 FPS = 30
+needs_sim = pytest.mark.skipif(importlib.util.find_spec("gym_aloha") is None,
+                               reason="gym-aloha not installed (pip install 'streamrec[sim]')")
+needs_rerun = pytest.mark.skipif(importlib.util.find_spec("rerun") is None,
+                                 reason="rerun-sdk not installed (pip install 'streamrec[display]')")
 SMALL = "{top: {type: synthetic, width: 128, height: 96}, wrist: {width: 128, height: 96}}"
 QUICK = ["--dataset.camera_encoder.vcodec=h264", "--dataset.camera_encoder.preset=ultrafast",
          f"--dataset.fps={FPS}", "--dataset.reset_time_s=0", "--dataset.single_task=insert the peg"]
@@ -35,8 +39,11 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "streamrec.cli", "record", *args]
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 60, screen: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
+    if not screen:  # a headless machine: --display_data saves an .rrd instead of spawning the viewer
+        for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+            env.pop(name, None)
     return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -124,6 +131,13 @@ def test_record_config_from_flags() -> None:
                                     "--dataset.camera_encoder.vcodec=vp9"])
 
 
+def test_sim_and_footage_cameras_do_not_mix() -> None:
+    with pytest.raises(_flags.FlagError, match=r"^--cameras=.*: RecordConfig\.cameras: sim and footage cameras each "
+                                               r"bring their own robot state"):
+        _flags.parse(RecordConfig, ["--dataset.root=o", "--dataset.single_task=t",
+                                    "--cameras={a: {type: sim}, b: {type: footage, path: x}}"])
+
+
 def test_help_lists_every_flag_with_type_default_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["record", "--help"]) == 0
     out = capsys.readouterr().out
@@ -134,6 +148,7 @@ def test_help_lists_every_flag_with_type_default_and_help(capsys: pytest.Capture
     assert "Encoder: `libsvtav1` (alias `av1`)" in out  # EncoderConfig's own attribute docstring
     assert "--dataset.root  (str; required)" in out and "footage:" in out and "max_frames" in out
     assert "opencv:" in out and "index_or_path  (int|str; required)" in out and "stall_timeout_s" in out
+    assert "sim:" in out and "pip install 'streamrec[sim]'" in out and "shadows  (bool; default: false)" in out
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -144,8 +159,6 @@ def test_help_lists_every_flag_with_type_default_and_help(capsys: pytest.Capture
     ("--dataset.fps=abc", "--dataset.fps=abc: expected an integer"),
     ("--dataset.camera_encoder.vcodec=vp9", "--dataset.camera_encoder.vcodec=vp9: EncoderConfig.vcodec = 'vp9': "
                                             "must be one of ("),
-    ("--display_data=true", "--display_data=true: RecordConfig.display_data = True: live display of images and "
-                            "robot data is not built yet"),
 ])
 def test_bad_flags_exit_2(tmp_path: Path, flag: str, message: str) -> None:
     result = run_cli(f"--dataset.root={tmp_path / 'ds'}", "--dataset.single_task=t", f"--cameras={SMALL}", flag)
@@ -311,3 +324,84 @@ def test_streaming_refuses_a_batch_size(tmp_path: Path) -> None:
                      f"--cameras={SMALL}", *QUICK)
     assert result.returncode == 2
     assert "video_encoding_batch_size = 3: must be 1 with streaming_encoding=true" in result.stderr
+
+
+@needs_sim
+def test_records_sim_cameras_with_moving_arms(tmp_path: Path) -> None:
+    root = tmp_path / "sim"
+    cameras = ("{top: {type: sim, width: 160, height: 120}, "
+               "wrist: {type: sim, camera: left_wrist, width: 160, height: 120}}")
+    result = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=1", "--dataset.episode_time_s=2",
+                     f"--cameras={cameras}", *QUICK, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "top 160x120 sim, wrist 160x120 sim" in result.stdout
+    checked = verify(root)
+    assert checked.returncode == 0, checked.stdout
+
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["features"]["observation.images.wrist"]["shape"] == [120, 160, 3]
+    for key in ("observation.state", "action"):
+        assert info["features"][key]["shape"] == [14] and info["features"][key]["names"][0] == "left_arm_waist"
+    table = data_table(root)
+    states = np.stack(table.column("observation.state").to_numpy(zero_copy_only=False))
+    actions = np.stack(table.column("action").to_numpy(zero_copy_only=False))
+    assert states.shape == actions.shape == (table.num_rows, 14) and table.num_rows > FPS // 2
+    assert np.ptp(states[:, :6], axis=0).max() > 0.02  # the arm moved...
+
+    ep = episodes(root)[0]
+    for key in ("observation.images.top", "observation.images.wrist"):
+        frames = frames_of_episode(root, ep, key, FPS)
+        assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 1  # ...and the video shows it
+
+
+@needs_rerun
+def test_display_without_a_screen_saves_an_rrd_next_to_the_dataset(tmp_path: Path) -> None:
+    from rerun.chunk import RrdReader
+
+    root, report = tmp_path / "ds", tmp_path / "report.json"
+    result = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=2", "--dataset.episode_time_s=1",
+                     f"--cameras={SMALL}", "--display_data=true", f"--report-json={report}", *QUICK, screen=False)
+    assert result.returncode == 0, result.stderr
+    rrd = tmp_path / "ds.rrd"
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    assert f"live display: saving to {rrd} (no screen here)" in out
+    assert f"Live display saved to {rrd}; open it with: rerun {rrd}" in out
+    assert verify(root).returncode == 0  # the dataset folder holds nothing extra
+
+    figures = json.loads(report.read_text())
+    rows = sum(e["frames"] for e in figures["episodes"])
+    display = figures["display"]
+    assert display["offered"] == rows and display["logged"] + display["dropped"] == rows
+    assert display["rrd"] == str(rrd) and display["error"] is None
+    assert all(e["display_offer_p50_ms"] <= e["display_offer_p99_ms"] for e in figures["episodes"])
+
+    chunks = list(RrdReader(rrd).stream())
+    paths = {c.entity_path for c in chunks}
+    assert {"/observation.images.top", "/observation.images.wrist", "/observation.state", "/action"} <= paths
+    timelines = set().union(*(c.timeline_names for c in chunks if c.entity_path == "/observation.state"))
+    assert {"index", "episode_index", "frame_index", "capture_time"} <= timelines
+    scalars = sum(c.num_rows for c in chunks if c.entity_path == "/observation.state" and not c.is_static)
+    assert scalars == display["logged"]
+
+    one = ["--dataset.num_episodes=1", "--dataset.episode_time_s=0.3", f"--cameras={SMALL}", *QUICK]
+    again = run_cli(f"--dataset.root={tmp_path / 'ds2'}", "--display_data=true", *one, screen=False)
+    assert again.returncode == 0, again.stderr  # another root, another .rrd
+    clash = run_cli(f"--dataset.root={tmp_path / 'ds'}", "--display_data", *one, screen=False)
+    assert clash.returncode == 1 and "is not empty" in clash.stderr
+    (tmp_path / "ds3.rrd").write_bytes(b"")
+    taken = run_cli(f"--dataset.root={tmp_path / 'ds3'}", "--display_data", *one, screen=False)
+    assert taken.returncode == 1 and not (tmp_path / "ds3").exists()
+    assert " ".join(taken.stderr.split()).startswith(
+        f"streamrec record: --display_data=true: there is no screen here (DISPLAY and WAYLAND_DISPLAY are unset), so "
+        f"the display is saved to {tmp_path / 'ds3.rrd'}, which exists already")
+
+
+def test_display_without_rerun_says_how_to_install(tmp_path: Path) -> None:
+    hide = "import sys; sys.modules['rerun'] = None; from streamrec.cli.__main__ import main; sys.exit(main())"
+    result = subprocess.run([sys.executable, "-c", hide, "record", f"--dataset.root={tmp_path / 'ds'}",
+                             "--dataset.num_episodes=1", f"--cameras={SMALL}", "--display_data=true", *QUICK],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("streamrec record: RecordConfig.display_data = True: the live display needs "
+                                    "rerun-sdk, which is not installed")
+    assert "pip install 'streamrec[display]'" in result.stderr and not (tmp_path / "ds").exists()

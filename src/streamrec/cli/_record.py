@@ -49,17 +49,29 @@ from streamrec import (
     StreamrecError,
 )
 from streamrec._config import CAPTURE_TIME_SUFFIX
+from streamrec._display import (
+    DisplayError,
+    DisplayWorker,
+    RerunSink,
+    has_screen,
+    import_rerun,
+    rrd_path_for,
+)
 from streamrec._sources import (
     CAMERA_TYPES,
     CameraConfig,
     CameraSource,
+    FootageCameraConfig,
     FootageRobot,
     FootageSource,
     RobotSource,
+    SimCameraConfig,
+    SimRobot,
     SourceError,
     SyntheticRobot,
     camera_config,
     make_source,
+    sim_world,
 )
 from streamrec.cli import _flags
 
@@ -70,6 +82,8 @@ IMAGE_PREFIX = "observation.images."
 STATUS_PERIOD_S = 0.25
 """How often the loop copies its counters for the live display (about 4 Hz)."""
 _EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+_DISPLAY_JOIN_S = 10.0
+"""How long the end of a recording waits for the display thread to log what it has queued."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +164,10 @@ class RecordConfig:
     wrist: {type: synthetic}}'. Each camera is stored as observation.images.<name>. Types and their
     parameters are listed below."""
     display_data: bool = False
-    """Show camera images and robot data live. Not built yet: only false is accepted."""
+    """Show the cameras (10 images/s, shrunk to at most 320 pixels wide) and observation.state/action live in
+    the Rerun viewer, which is spawned. Without a screen (no DISPLAY or WAYLAND_DISPLAY) they are saved to
+    <dataset.root>.rrd instead, to open with `rerun <file>`. Capture never waits for it: a display that falls
+    behind drops ticks (counted). Needs pip install 'streamrec[display]'."""
     report_json: str | None = None
     """Write per-episode figures (frames, drops, late ticks, save time, add_frame p50/p99) to this JSON file."""
 
@@ -162,9 +179,11 @@ class RecordConfig:
         typed = tuple(config_cls for config_cls, _ in CAMERA_TYPES.values())
         object.__setattr__(self, "cameras", {name: spec if isinstance(spec, typed) else camera_config(name, spec)
                                              for name, spec in self.cameras.items()})
-        if self.display_data:
-            raise ConfigError("RecordConfig.display_data = True: live display of images and robot data is not "
-                              "built yet; leave it false (the default)")
+        kinds = {type(c) for c in self.cameras.values()}
+        if SimCameraConfig in kinds and FootageCameraConfig in kinds:
+            raise ConfigError("RecordConfig.cameras: sim and footage cameras each bring their own robot state "
+                              "(observation.state, action); record one kind at a time")
+        sim_world(self.cameras, fps=1)  # sim cameras must agree on the simulation they share
 
 
 _USAGE = "streamrec record --dataset.root=PATH --dataset.single_task=TEXT --cameras=YAML [--flag=value ...]"
@@ -224,19 +243,31 @@ class EpisodeFigures:
     late_ticks: int = 0
     """Ticks skipped because the loop was still busy when their slot passed."""
     add_frame_s: list[float] = field(default_factory=list)
+    display_offer_s: list[float] = field(default_factory=list)
+    """Time the loop spent handing each tick to the live display (empty without --display_data)."""
     report: EpisodeReport | None = None
     partial: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        ms = np.asarray(self.add_frame_s) * 1e3
-        p50, p99 = (float(x) for x in np.percentile(ms, [50, 99])) if len(ms) else (None, None)
+        p50, p99 = _percentiles_ms(self.add_frame_s)
+        display = {}
+        if self.display_offer_s:
+            d50, d99 = _percentiles_ms(self.display_offer_s)
+            display = {"display_offer_p50_ms": round(d50, 3), "display_offer_p99_ms": round(d99, 3)}
         cameras = self.report.cameras if self.report else {}
         return {"episode_index": self.report.episode_index if self.report else None, "frames": self.frames,
                 "ticks": self.ticks, "partial": self.partial, "late_ticks": self.late_ticks,
                 "dropped": {name: c.dropped for name, c in cameras.items()},
                 "save_s": round(self.report.save_s, 4) if self.report else None,
                 "add_frame_p50_ms": None if p50 is None else round(p50, 3),
-                "add_frame_p99_ms": None if p99 is None else round(p99, 3)}
+                "add_frame_p99_ms": None if p99 is None else round(p99, 3), **display}
+
+
+def _percentiles_ms(samples_s: list[float]) -> tuple[float, float] | tuple[None, None]:
+    if not samples_s:
+        return None, None
+    p50, p99 = np.percentile(np.asarray(samples_s) * 1e3, [50, 99])
+    return float(p50), float(p99)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +314,14 @@ class Recording:
         self.live = self.console.is_terminal
         self.stop = _StopRequest()
         self.sources: list[CameraSource] = []
+        self.display: DisplayWorker | None = None
+        self.display_error: DisplayError | None = None
+        self._display_ticks = 0
+        self._rrd_path: Path | None = None
+        self._display_values: list[str] = []
+        """Robot feature keys the display shows."""
+        self._display_counts: tuple[int, int, int] | None = None
+        """(offered, dropped, logged) ticks, once the display thread has ended."""
         self.robot: RobotSource | None = None
         self.episodes: list[EpisodeFigures] = []
         self._process = psutil.Process()
@@ -313,13 +352,24 @@ class Recording:
                               "saved episodes, or record into a new folder", 1)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             return self._fail(f"{root} is not empty; record into a new or empty folder", 1)
+        if self.config.display_data:
+            try:
+                import_rerun()
+            except ConfigError as e:
+                return self._fail(str(e), 2)
+            if not has_screen():
+                self._rrd_path = rrd_path_for(root)
+                if self._rrd_path.exists():
+                    return self._fail(f"--display_data=true: there is no screen here (DISPLAY and WAYLAND_DISPLAY "
+                                      f"are unset), so the display is saved to {self._rrd_path}, which exists "
+                                      "already; move it away or record to another --dataset.root", 1)
         try:
             rec = self._open()
         except SourceError as e:
             return self._fail(str(e), 1)
         except ConfigError as e:
             return self._fail(str(e), 2)
-        except StreamrecError as e:
+        except StreamrecError as e:  # also DisplayError: asked for, the display must start
             return self._fail(str(e), 1)
         if rec is None:  # stopped while the cameras were opening
             return _EXIT_ON_SIGNAL[self.stop.signum]
@@ -329,6 +379,7 @@ class Recording:
         except StreamrecError as e:
             code = self._fail(f"{e}; finalizing with the {rec.num_episodes} episode(s) saved so far", 1)
         finally:
+            self._close_display()
             if rec.episode_frames:
                 with contextlib.suppress(StreamrecError):  # finalize() below reports a failed encoder
                     rec.clear_episode()
@@ -348,16 +399,22 @@ class Recording:
     def _open(self) -> DatasetRecorder | None:
         """Open every camera, then the recorder; None when a stop was requested meanwhile."""
         try:
+            world = sim_world(self.config.cameras, self.ds.fps)
             for name, cam in self.config.cameras.items():
-                source = make_source(name, cam)
+                source = make_source(name, cam, world=world)
                 source.open()
                 self.sources.append(source)
                 if self.stop.signum is not None:
                     raise _Stopped
             footage = [s for s in self.sources if isinstance(s, FootageSource)]
-            # The footage's recorded arm goes with its frames; otherwise a made-up arm keeps the
-            # dataset's table features (state, action) present as they are with a real robot.
-            self.robot = FootageRobot(footage[0]) if footage else SyntheticRobot(fps=self.ds.fps)
+            # The simulated arms, or the footage's recorded ones, go with their frames; otherwise a
+            # made-up arm keeps the dataset's table features (state, action) present as with a real robot.
+            if world is not None:
+                self.robot = SimRobot(world)
+            elif footage:
+                self.robot = FootageRobot(footage[0])
+            else:
+                self.robot = SyntheticRobot(fps=self.ds.fps)
             features: dict[str, dict[str, Any]] = {}
             for source in self.sources:
                 features[IMAGE_PREFIX + source.name] = {"dtype": "video", "shape": list(source.shape)}
@@ -365,6 +422,8 @@ class Recording:
                 features[IMAGE_PREFIX + source.name + CAPTURE_TIME_SUFFIX] = {
                     "dtype": "float64", "shape": [1], "names": None}
             features.update(self.robot.features)
+            if self.config.display_data:
+                self._open_display(self.robot.features)
             ds = self.ds
             rec = DatasetRecorder.create(
                 ds.root, ds.fps, features, robot_type=ds.robot_type, streaming_encoding=ds.streaming_encoding,
@@ -372,10 +431,12 @@ class Recording:
                 encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
                 batch_encoding_size=ds.video_encoding_batch_size)
         except _Stopped:
+            self._close_display()
             for source in self.sources:
                 source.close()
             return None
         except BaseException:
+            self._close_display()
             for source in self.sources:
                 source.close()
             raise
@@ -411,6 +472,8 @@ class Recording:
                 return
             fig = EpisodeFigures(index=k, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
             self.episodes.append(fig)
+            assert self.robot is not None
+            self.robot.start_episode(k)
             try:
                 self._record_episode(rec, fig)
                 stopped = self.stop.signum is not None
@@ -466,6 +529,8 @@ class Recording:
             rec.add_frame(frame)
             t1 = time.perf_counter()
             fig.add_frame_s.append(t1 - t0)
+            if self.display is not None:
+                self._offer_display(frame, fig, keys)
             fig.frames += 1
             tick += 1
             self._tick_times.append(time.monotonic())
@@ -480,6 +545,56 @@ class Recording:
                 return
             self._update_status("reset", fig)
             time.sleep(min(left, 0.05))
+
+    # -- live display ---------------------------------------------------------------------------
+
+    def _open_display(self, robot_features: Mapping[str, Mapping[str, Any]]) -> None:
+        """Start the display thread and its Rerun sink (the viewer, or the .rrd file without a screen).
+
+        Raises:
+            DisplayError: Rerun could not start.
+        """
+        names = {key: spec.get("names") for key, spec in robot_features.items()}
+        self._display_values = list(names)
+        sink = RerunSink(rrd_path=self._rrd_path, value_names=names)
+        self.display = DisplayWorker(sink)
+        self.display.start()
+        where = f"saving to {self._rrd_path} (no screen here)" if self._rrd_path else "in the Rerun viewer"
+        self._say(f"live display: {where}; {self.display.config.image_hz:g} images/s per camera, at most "
+                  f"{self.display.config.max_width} pixels wide")
+
+    def _offer_display(self, frame: Mapping[str, Any], fig: EpisodeFigures,
+                       keys: list[tuple[CameraSource, str, str]]) -> None:
+        display = self.display
+        assert display is not None
+        t0 = time.perf_counter()
+        try:
+            display.offer(index=self._display_ticks, episode_index=fig.index, frame_index=fig.frames - 1,
+                          capture_time_s=frame[keys[0][2]], images={key: frame[key] for _, key, _ in keys},
+                          values={key: frame[key] for key in self._display_values})
+        except DisplayError as e:
+            # The recording matters more than its preview: say so once and go on without it.
+            self.display_error = e
+            log.warning("%s; recording goes on without the live display", e)
+            self._close_display()
+            return
+        fig.display_offer_s.append(time.perf_counter() - t0)
+        self._display_ticks += 1
+
+    def _close_display(self) -> None:
+        """Stop the display thread after it has logged what is queued (the .rrd is complete after this)."""
+        display = self.display
+        if display is None:
+            return
+        display.stop()
+        if not display.join(_DISPLAY_JOIN_S):
+            log.warning("live display: its thread is still busy after %.0f s; leaving it to finish on its own",
+                        _DISPLAY_JOIN_S)
+        if display.failure is not None and self.display_error is None:
+            self.display_error = DisplayError(f"live display stopped: {display.failure}")
+            log.warning("%s", self.display_error)
+        self._display_counts = (display.offered, display.dropped, display.logged)
+        self.display = None
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -593,6 +708,13 @@ class Recording:
         frames = sum(f.frames for f in self.episodes if f.report)
         stopped = "" if self.stop.signum is None else f" (stopped by {signal.Signals(self.stop.signum).name})"
         self.console.print(f"Dataset: {rec.root} - {rec.num_episodes} episode(s), {frames} frames{stopped}")
+        if self._display_counts is not None:
+            offered, dropped, logged = self._display_counts
+            failed = f"; stopped early: {self.display_error}" if self.display_error else ""
+            self.console.print(f"Live display: {logged} of {offered} ticks shown, {dropped} dropped while the "
+                               f"display was behind{failed}")
+            if self._rrd_path:
+                self.console.print(f"Live display saved to {self._rrd_path}; open it with: rerun {self._rrd_path}")
 
     def _write_report(self, path: Path, rec: DatasetRecorder) -> None:
         report = {
@@ -601,6 +723,11 @@ class Recording:
             "stopped_by": None if self.stop.signum is None else signal.Signals(self.stop.signum).name,
             "episodes": [f.to_json() for f in self.episodes],
         }
+        if self._display_counts is not None:
+            offered, dropped, logged = self._display_counts
+            report["display"] = {"offered": offered, "dropped": dropped, "logged": logged,
+                                 "rrd": None if self._rrd_path is None else str(self._rrd_path),
+                                 "error": None if self.display_error is None else str(self.display_error)}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n")
 
