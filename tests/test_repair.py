@@ -17,7 +17,7 @@ import pytest
 from test_recorder import FPS, H264, check_identity, features, frame_for, record
 from utils import REPO, episodes
 
-from streamrec import DatasetError, DatasetRecorder, repair, verify
+from streamrec import DatasetError, DatasetRecorder, StreamrecError, repair, verify
 
 LENGTHS = [12, 9, 15, 7, 11, 10]
 
@@ -177,3 +177,48 @@ def test_repair_and_resume_refuse_a_dataset_that_is_still_recording(tmp_path):
         DatasetRecorder.resume(root)
     rec.finalize()
     check_identity(root, [5])
+
+
+@pytest.fixture
+def small_disk(tmp_path, request):
+    """A small tmpfs (needs root / CAP_SYS_ADMIN, as here and on most robot computers); its size
+    is the test's `size` parameter."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={request.node.callspec.params['size']}", "tmpfs",
+                              str(mnt)], capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here (not root?): {mounted.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("streaming, size", [(True, "700k"), (False, "6m")])  # PNGs take more room
+def test_a_full_disk_stops_recording_with_a_clear_error_and_keeps_saved_episodes(small_disk, streaming, size):
+    root = small_disk / "ds"
+    rec = DatasetRecorder.create(root, FPS, features(), camera_encoder=H264, queue_full_policy="block",
+                                 streaming_encoding=streaming)
+    saved, ident = 0, 0
+    with pytest.raises(StreamrecError) as stopped:
+        for _ in range(500):
+            for _ in range(30):
+                rec.add_frame(frame_for(ident, 0, float(ident)))
+                ident += 1
+            rec.save_episode()
+            saved += 1
+    message = str(stopped.value)
+    assert f"the disk holding {root} is full (" in message and " MB free)" in message, message
+    assert f"run `streamrec repair {root}`" in message
+    assert saved > 0, "the disk filled before the first episode: make it bigger"
+    with pytest.raises(StreamrecError):
+        rec.finalize()  # no room for the tables either
+    assert (root / ".streamrec").exists()
+    subprocess.run(["mount", "-o", "remount,size=50m", str(small_disk)], check=True)
+    report = repair(root)
+    # PNG path: the episode whose save failed may be durable already (its PNGs and rows were
+    # on disk; only its video or metadata found no room), and the error said so.
+    kept = len(report.episodes_kept)
+    assert report.episodes_kept == list(range(kept))
+    assert kept == saved or not streaming and kept == saved + 1 and "is saved as PNGs" in message
+    check_identity(root, [30] * kept)
+    assert verify(root).healthy

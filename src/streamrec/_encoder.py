@@ -422,9 +422,12 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
         kind, request_id, *args = message
         try:
             if kind == "close":
-                encoder.abort_episode()
-                encoder.close_file()  # also after a failure: the saved episodes' file must close
-                replies.send((request_id, "ok", None))
+                try:
+                    encoder.abort_episode()
+                    encoder.close_file()  # also after a failure: the saved episodes' file must close
+                    replies.send((request_id, "ok", None))
+                except BaseException as e:  # noqa: BLE001 - reported; the process ends either way
+                    fail(e, request_id)
                 return
             if failure is not None:
                 replies.send((request_id, "error", f"failed earlier:\n{failure}"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import logging
 import shutil
 import time
@@ -401,7 +403,15 @@ class DatasetRecorder:
                 stats[f.name] = numeric_stats(columns[f.name])
         for name in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
             stats[name] = numeric_stats(rows.column(name).to_numpy())
-        self._journal.write_rows(e, rows)
+        try:
+            self._journal.write_rows(e, rows)
+        except OSError as error:
+            for reply in replies.values():  # keep each encoder's requests and replies in step
+                with contextlib.suppress(StreamrecError):
+                    reply.result()
+            self._journal.remove(e)
+            self._reset_episode()
+            raise self._stopped_by(error, lost) from error
 
         try:
             ends: dict[str, EpisodeEnd] = {name: reply.result() for name, reply in replies.items()}
@@ -430,11 +440,17 @@ class DatasetRecorder:
 
         if self.config.streaming_encoding:
             videos = {name: end.video for name, end in ends.items()}
-            self._complete(saved, videos)
+            try:
+                self._complete(saved, videos)
+            except OSError as error:
+                raise self._stopped_by(error, lost) from error
             encoded: tuple[int, ...] = (e,)
         else:
             # Saved from here on: rows and PNGs are on disk, and the journal says what they are.
-            self._journal.write_pending(e, saved.to_json())
+            try:
+                self._journal.write_pending(e, saved.to_json())
+            except OSError as error:
+                raise self._stopped_by(error, lost) from error
             self._pending.append(saved)
             videos, encoded = {}, ()
         self._tasks = tasks
@@ -518,7 +534,11 @@ class DatasetRecorder:
         done = {}
         for i, saved in enumerate(self._pending):
             videos = {name: results[name][i] for name in self._workers}
-            self._complete(saved, videos)
+            try:
+                self._complete(saved, videos)
+            except OSError as error:
+                raise self._stopped_by(error, f"episode {saved.index} is saved as PNGs but its metadata could "
+                                              "not be written: ") from error
             done[saved.index] = videos
         self._pending.clear()
         return done
@@ -548,8 +568,16 @@ class DatasetRecorder:
             except StreamrecError as e:
                 errors.append(e)
         errors += self._stop_workers()
-        self._rebuild_orphaned_videos()
-        self._write_meta()
+        try:
+            self._rebuild_orphaned_videos()
+            self._write_meta()
+        except OSError as e:
+            if self._lock:
+                self._lock.release()
+            full = self._disk_full(e)
+            if full:
+                raise DatasetError(f"finalize(): could not write {e.filename or 'the tables'}: {full}") from e
+            raise
         if self._pending:
             # Saved episodes that could not be encoded: their rows and PNGs stay in the work
             # folder rather than being thrown away.
@@ -680,7 +708,7 @@ class DatasetRecorder:
         if self._finalized:
             raise DatasetError("this recorder is finalized; open a new one to record more")
         if self._failed is not None:
-            raise WorkerError(f"an encoder failed earlier ({self._failed}); call finalize() to close the "
+            raise WorkerError(f"recording stopped earlier ({self._failed}); call finalize() to close the "
                               "dataset with the episodes saved so far") from self._failed
         for w in self._workers.values():
             try:
@@ -726,11 +754,37 @@ class DatasetRecorder:
             w.exitcode is None and w.queue.consumer_failed for w in self._workers.values())
         if not restartable:
             self._failed = error
+            full = self._disk_full(error)
+            if full:
+                return WorkerError(f"{lost}{full}")
             return WorkerError(f"{lost}{error}; call finalize() to close the dataset with the episodes saved so far")
         self._discard_on([w for name, w in self._workers.items() if name not in dead])
         for name in dead:
             self._restart(name)
         return EncoderRestarted(f"{lost}{error}; a new encoder process took over, recording can go on")
+
+    def _stopped_by(self, error: OSError, lost: str) -> BaseException:
+        """A file the recorder writes could not be written: no further episodes (a full disk is
+        explained with figures); returns the error to raise."""
+        self._failed = error
+        full = self._disk_full(error)
+        return DatasetError(f"{lost}{full}") if full else error
+
+    def _disk_full(self, error: BaseException) -> str | None:
+        """For an error caused by a full disk: what happened and what to do, with the figures."""
+        texts = [str(error), str(error.__cause__ or "")]
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC and error.filename:
+            texts.append(str(error.filename))
+        if not any("No space left on device" in t or "[Errno 28]" in t for t in texts):
+            return None
+        free = shutil.disk_usage(self.root).free
+        written = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        minutes = max(self._total_frames / self.config.fps / 60, 1e-9)
+        rate = f"; this recording used {written / 2**20 / minutes:.0f} MB per minute so far" if self._total_frames \
+            else ""
+        return (f"the disk holding {self.root} is full ({free / 2**20:.1f} MB free){rate}. The "
+                f"{self._episode_index} episode(s) saved so far are kept: free some space, then run "
+                f"`streamrec repair {self.root}` (finalize() needs room for the tables too)")
 
     def _restart(self, name: str) -> None:
         """Replace a dead encoder process: rebuild its open MP4, start a new one on the next file."""
