@@ -12,13 +12,17 @@ from streamrec import DatasetRecorder
 
 
 @pytest.mark.slow
-def test_sixty_fast_fed_episodes_stay_exact_and_flat(tmp_path):
+@pytest.mark.parametrize("streaming", [True, False])
+def test_a_hundred_fast_fed_episodes_stay_exact_and_flat(tmp_path, streaming):
     # Fed faster than real time, SVT-AV1's default random-access structure emitted frames out of
     # order within a few dozen episodes; with streamrec's settings every row must still be its
     # own frame. The same run checks that nothing grows per episode: descriptors, threads, RSS.
-    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), queue_full_policy="block")
+    # The PNG path (streaming_encoding=False) runs the same processes plus a PNG spill and a
+    # save thread per camera, and encodes at every save: it must stay as flat.
+    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), queue_full_policy="block",
+                                 streaming_encoding=streaming)
     me = psutil.Process()
-    lengths = [20 + e % 7 for e in range(60)]
+    lengths = [20 + e % 7 for e in range(100)]
     samples = {}
     ident = 0
     for e, n in enumerate(lengths):
@@ -26,15 +30,16 @@ def test_sixty_fast_fed_episodes_stay_exact_and_flat(tmp_path):
             rec.add_frame(frame_for(ident, 0, float(ident)))
             ident += 1
         rec.save_episode()
-        if e in (9, 59):
+        if e in (9, 99):
             children = me.children()
             samples[e] = (len(os.listdir("/proc/self/fd")), me.num_threads(),
                           sum(c.num_fds() for c in children), max(c.memory_info().rss for c in children))
     rec.finalize()
-    (fds10, threads10, child_fds10, rss10), (fds60, threads60, child_fds60, rss60) = samples[9], samples[59]
-    assert (fds60, threads60) == (fds10, threads10)
+    (fds10, threads10, child_fds10, rss10), (fds100, threads100, child_fds100, rss100) = samples[9], samples[99]
+    assert (fds100, threads100) == (fds10, threads10)
     # An encoder may or may not have opened its next episode's spool when we look: one file
     # either way per camera. A leak of one per episode would show as 100 here.
-    assert child_fds60 <= child_fds10 + 2, f"encoder processes hold {child_fds60 - child_fds10} more descriptors"
-    assert rss60 - rss10 < 20 * 2**20, f"an encoder process grew by {(rss60 - rss10) / 2**20:.0f} MB in 50 episodes"
+    assert child_fds100 <= child_fds10 + 2, f"encoder processes hold {child_fds100 - child_fds10} more descriptors"
+    assert rss100 - rss10 < 20 * 2**20, \
+        f"an encoder process grew by {(rss100 - rss10) / 2**20:.0f} MB in 90 episodes"
     check_identity(tmp_path / "ds", lengths)
