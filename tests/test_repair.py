@@ -219,6 +219,6 @@ def test_a_full_disk_stops_recording_with_a_clear_error_and_keeps_saved_episodes
     # on disk; only its video or metadata found no room), and the error said so.
     kept = len(report.episodes_kept)
     assert report.episodes_kept == list(range(kept))
-    assert kept == saved or not streaming and kept == saved + 1 and "is saved as PNGs" in message
+    assert kept == saved or not streaming and kept == saved + 1 and "as PNGs" in message
     check_identity(root, [30] * kept)
     assert verify(root).healthy

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import av
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from test_recorder import CAMS, FPS, H264, check_identity, features, frame_for, record
 from utils import episodes, frames_of_episode, id_frame, read_id
 
-from streamrec import DatasetRecorder, EncoderConfig
+from streamrec import DatasetRecorder, EncoderConfig, verify
 from streamrec._sched import thread_scheds
 
 LENGTHS = [12, 9, 15, 7, 11]
@@ -39,6 +40,7 @@ def test_png_path_keeps_every_frame_in_its_row(tmp_path, batch):
         assert report.encoded_episodes == (tuple(range(e + 1 - batch, e + 1)) if closes_batch else ())
         for cam in report.cameras.values():
             assert (cam.video_file is None) is not closes_batch
+            assert batch == 1 or cam.encoded_while_recording == 0  # batches wait, as asked
     eps = episodes(root)
     for key in CAMS:
         starts = [0, *[sum(LENGTHS[:i + 1]) for i in range(len(LENGTHS) - 1)]]
@@ -197,3 +199,29 @@ def test_streaming_refuses_batches_with_a_message_that_says_what_to_change(tmp_p
     with pytest.raises(ValueError, match=r"batch_encoding_size = 0: must be an integer >= 1"):
         DatasetRecorder.create(tmp_path / "a", FPS, features(), streaming_encoding=False, batch_encoding_size=0)
     assert not (tmp_path / "a").exists()
+
+
+def test_png_path_encodes_at_idle_priority_while_recording(tmp_path):
+    # With batches of one, an idle-priority thread encodes the episode while it is recorded, so
+    # saving only encodes what it had not reached; the result is the same dataset.
+    root = tmp_path / "ds"
+    rec = DatasetRecorder.create(root, FPS, features(), camera_encoder=H264, streaming_encoding=False,
+                                 queue_full_policy="block")
+    for i in range(40):
+        rec.add_frame(frame_for(i, 0, i))
+        time.sleep(0.01)  # roughly a camera's pace, leaving the machine idle time
+    idle = [t for t in thread_scheds(rec._workers[CAMS[0]].pid) if t.name == "sr-idle"]
+    assert idle and {t.policy for t in idle} == {5}  # SCHED_IDLE: never ahead of any normal thread
+    report = rec.save_episode()
+    for i in range(40, 50):
+        rec.add_frame(frame_for(i, 0, i))
+    rec.clear_episode()  # a discarded episode leaves nothing behind in the idle encoder
+    for i in range(40, 65):
+        rec.add_frame(frame_for(i, 0, i))
+    second = rec.save_episode()
+    rec.finalize()
+    done = [c.encoded_while_recording for c in report.cameras.values()]
+    assert all(0 < n <= 40 for n in done), done
+    assert all(c.encoded_while_recording <= 25 for c in second.cameras.values())
+    check_identity(root, [40, 25])
+    assert verify(root).healthy

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import os
 import queue
 import struct
@@ -85,6 +86,8 @@ class EpisodeEnd:
     """Pixel statistics of a sample of the frames it received."""
     video: VideoEpisode | None
     """The encoded episode; None when its PNGs wait to be encoded (`streaming_encoding=False`)."""
+    encoded_while_recording: int = 0
+    """PNG path: frames the idle-priority encoder had encoded when the episode ended."""
 
 
 def _read_records(f: Any) -> Iterator[tuple[bytes, int, bool]]:
@@ -205,6 +208,8 @@ class _Spec:
     process needs ~30 % less CPU per frame than with its default of one per CPU."""
     fallbacks: tuple[EncoderConfig, ...] = ()
     """Encoders to switch to, in order, when `encoder` fails (see `_fallback`)."""
+    pre_encode: bool = False
+    """PNG path with batches of one: encode the episode being recorded at idle priority (see _IdleEncoder)."""
 
 
 class _CameraEncoder:
@@ -227,6 +232,9 @@ class _CameraEncoder:
         self._codec: EpisodeCodec | None = None
         self._next_slot = 0
         self._last_frame: av.VideoFrame | None = None
+        self.pre_encoded: int | None = None
+        """PNG path: the episode whose first frames the open codec holds, encoded while it was
+        recorded (see _IdleEncoder); encode_spilled goes on from there."""
 
     def open_episode(self, threads: int | None = None) -> None:
         """`threads`: codec threads for this episode (default: `encoder_threads`)."""
@@ -297,10 +305,13 @@ class _CameraEncoder:
             folder = episode_images_dir(self._layout, self._spec.camera, episode_index)
             if not folder.is_dir():
                 raise WorkerError(f"{self._spec.camera}: the PNGs of episode {episode_index} are missing ({folder})")
-            self.open_episode(self._spec.encoder_threads or self._spec.spilled_threads)
+            if self._codec is None or self.pre_encoded != episode_index:
+                self.abort_episode()
+                self.open_episode(self._spec.encoder_threads or self._spec.spilled_threads)
+            self.pre_encoded = None
             t0 = time.perf_counter()
             try:
-                for slot, frame in read_spilled(folder):
+                for slot, frame in read_spilled(folder, self._next_slot):
                     if slot >= frames:
                         raise WorkerError(f"{folder}: frame {slot} is beyond the episode's {frames} rows")
                     self.encode_slot(slot, frame)
@@ -312,7 +323,13 @@ class _CameraEncoder:
             done.append(dataclasses.replace(video, flush_s=time.perf_counter() - t0 - video.append_s))
         return done
 
+    @property
+    def open_slots(self) -> int:
+        """Frames of the open episode encoded so far (0 with no codec open)."""
+        return self._next_slot if self._codec is not None else 0
+
     def abort_episode(self) -> None:
+        self.pre_encoded = None
         codec, self._codec = self._codec, None
         if codec is not None:
             codec.abort()
@@ -377,8 +394,11 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
     # Started before this thread is demoted, so that it keeps normal priority (see _SaveThread).
     save_thread = None if spec.streaming else _SaveThread()
     demote_current_thread(spec.nice)
+    replies = _LockedConnection(replies)  # the idle encoder's thread may report too
     encoder = _CameraEncoder(spec, busy=lambda: replies.send((None, "busy", None)))
-    spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width, spec.height)
+    spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width, spec.height,
+                                                      spec.fps)
+    idle = _IdleEncoder(encoder, spec.fps) if spill is not None and spec.pre_encode else None
     sampler = ImageStatsSampler(spec.fps // 10)
     failure: str | None = None
 
@@ -413,7 +433,9 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
                         # from_ndarray copies, so the buffer can go back to the queue
                         encoder.encode_slot(slot, av.VideoFrame.from_ndarray(array, format="rgb24"))
                     else:
-                        spill.write(slot, array)
+                        frame = spill.write(slot, array)
+                        if idle is not None:
+                            idle.offer(slot, frame)
             except BaseException as e:  # noqa: BLE001 - reported to the recorder
                 fail(e, None)
             finally:
@@ -421,6 +443,8 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
             continue
         kind, request_id, *args = message
         try:
+            if idle is not None:
+                idle.pause()  # from here on this thread (or the save thread) owns the encoder
             if kind == "close":
                 try:
                     encoder.abort_episode()
@@ -440,7 +464,10 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
                 else:
                     spill.keep(episode_index)
                     video = None
-                replies.send((request_id, "ok", EpisodeEnd(spec.camera, sampler.stats(), video)))
+                    if encoder.open_slots:
+                        encoder.pre_encoded = episode_index
+                replies.send((request_id, "ok", EpisodeEnd(spec.camera, sampler.stats(), video,
+                                                           encoder.open_slots if spill is not None else 0)))
                 sampler = ImageStatsSampler(spec.fps // 10)
                 if spill is None:
                     encoder.open_episode()
@@ -458,6 +485,76 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
                 replies.send((request_id, "ok", videos))
         except BaseException as e:  # noqa: BLE001 - reported to the recorder
             fail(e, request_id)
+
+
+class _LockedConnection:
+    """The reply pipe, shared by the threads of an encoder process (a message must not interleave)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, message: Any) -> None:
+        with self._lock:
+            self._conn.send(message)
+
+
+class _IdleEncoder:
+    """PNG path: encodes the episode being recorded with CPU time nothing else wants.
+
+    Its thread runs under SCHED_IDLE, so it never takes CPU from the capture loop, from the PNG
+    writing, or from any other program of the robot; the codec threads it starts inherit that.
+    On a machine with spare cores most of the episode is encoded by the time it is saved, and
+    saving only encodes the rest from its PNGs. Frames reach it through a bounded queue; when
+    that is full it has fallen behind, and it stops for the rest of the episode (it cannot skip
+    a frame). An error here is not the recording's: saving then encodes the whole episode.
+    """
+
+    def __init__(self, encoder: _CameraEncoder, maxsize: int) -> None:
+        self._encoder = encoder
+        self._queue: queue.Queue[tuple[int, av.VideoFrame]] = queue.Queue(maxsize)
+        self._behind = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sr-idle", daemon=True)
+        self._thread.start()
+
+    def offer(self, slot: int, frame: av.VideoFrame) -> None:
+        if self._behind:
+            return
+        try:
+            self._queue.put_nowait((slot, frame))
+        except queue.Full:
+            self._behind = True
+
+    def pause(self) -> None:
+        """Wait until the queued frames are encoded: the encoder is the caller's until frames
+        are offered again."""
+        self._queue.join()
+        self._behind = False
+        if self._error is not None:
+            self._error = None
+            self._encoder.abort_episode()  # in an unknown state: saving starts it afresh
+
+    def _run(self) -> None:
+        _name_thread("sr-idle")
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        while True:
+            slot, frame = self._queue.get()
+            try:
+                if self._error is None:
+                    if self._encoder.open_slots == 0 and self._encoder.pre_encoded is None:
+                        self._encoder.abort_episode()
+                        self._encoder.open_episode()
+                    self._encoder.encode_slot(slot, frame)
+            except BaseException as e:  # noqa: BLE001 - saving encodes the episode from its PNGs
+                # On the process's stderr: the recording itself is not affected.
+                logging.getLogger("streamrec").warning("encoding while recording stopped at frame %d (%s); saving "
+                                                       "will encode the episode from its PNGs", slot, e)
+                self._error = e
+                self._behind = True
+            finally:
+                self._queue.task_done()
 
 
 class _SaveThread:
@@ -579,7 +676,8 @@ class EncoderWorker:
                            chunks_size=config.chunks_size, nice=config.encoder_nice,
                            streaming=config.streaming_encoding,
                            spilled_threads=max(1, len(os.sched_getaffinity(0)) // len(config.video_features)),
-                           fallbacks=encoders[1:])
+                           fallbacks=encoders[1:],
+                           pre_encode=not config.streaming_encoding and config.batch_encoding_size == 1)
         self._timeout_s = config.encoder_timeout_s
         self._process: subprocess.Popen | None = None
         self._replies: Connection | None = None

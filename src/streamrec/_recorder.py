@@ -63,6 +63,9 @@ class CameraReport:
     """The FFmpeg encoder that made this episode's video (None while it waits as PNGs)."""
     fallbacks: tuple[EncoderFallback, ...] = ()
     """Encoders that failed for this camera since the previous episode, and what took over."""
+    encoded_while_recording: int = 0
+    """PNG path with batches of one: frames encoded, at idle priority, before the episode was
+    saved; saving encoded the rest from the PNGs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +476,8 @@ class DatasetRecorder:
                 to_timestamp=None if v is None else (v.from_frame + v.frames) / fps,
                 flush_s=None if v is None else v.flush_s, append_s=None if v is None else v.append_s,
                 encoder=None if v is None else v.encoders[0].encoder if v.encoders else self.encoders[name],
-                fallbacks=() if v is None else v.fallbacks)
+                fallbacks=() if v is None else v.fallbacks,
+                encoded_while_recording=ends[name].encoded_while_recording)
         return EpisodeReport(episode_index=e, frames=n, duration_s=n / fps, tasks=episode_tasks, cameras=cameras,
                              save_s=time.perf_counter() - t0, videos_pending=not videos, encoded_episodes=encoded)
 
@@ -525,8 +529,13 @@ class DatasetRecorder:
                 except WorkerError as error:
                     if self._workers[name].exitcode is None or self._restarts.get(name, 0) >= self._MAX_RESTARTS:
                         self._failed = error
+                        episodes = [e for e, _ in jobs]
+                        full = self._disk_full(error)
+                        if full:
+                            raise WorkerError(f"saved episode(s) {episodes} are kept as PNGs but could not be "
+                                              f"encoded: {full}") from error
                         raise WorkerError(
-                            f"encoding saved episode(s) {[e for e, _ in jobs]} failed: {error}. They are kept as "
+                            f"encoding saved episode(s) {episodes} failed: {error}. They are kept as "
                             f"PNGs under {self._layout.work}; call finalize() to close the dataset with the "
                             "episodes encoded so far") from error
                     self._restart(name)

@@ -50,18 +50,20 @@ def _frame_name(slot: int) -> str:
 class ImageSpill:
     """Writes the open episode's frames of one camera as PNG files."""
 
-    def __init__(self, layout: Layout, camera: str, width: int, height: int) -> None:
+    def __init__(self, layout: Layout, camera: str, width: int, height: int, fps: int) -> None:
         self._dir = images_dir(layout, camera)
         self._open = self._dir / "open"
         self._width = width
         self._height = height
+        self._fps = fps
         self.frames = 0
         """Frames written to the open episode (fewer than its rows when the queue dropped some)."""
         # What a previous process left in `open/` was never saved: it is not an episode.
         shutil.rmtree(self._open, ignore_errors=True)
         self._open.mkdir(parents=True)
 
-    def write(self, slot: int, array: np.ndarray) -> None:
+    def write(self, slot: int, array: np.ndarray) -> av.VideoFrame:
+        """Write the frame of `slot`; returns it as a VideoFrame (a copy of `array`)."""
         # A still-image encoder holds no state between frames, so one context serves the episode.
         if self.frames == 0:
             self._codec = self._new_codec()
@@ -73,6 +75,7 @@ class ImageSpill:
         with open(self._open / _frame_name(slot), "wb") as f:
             f.write(bytes(packets[0]))
         self.frames += 1
+        return frame
 
     def keep(self, episode_index: int) -> Path:
         """Close the open episode for good: every PNG synced to disk, the folder renamed."""
@@ -101,17 +104,21 @@ class ImageSpill:
         codec.width = self._width
         codec.height = self._height
         codec.pix_fmt = "rgb24"
-        codec.time_base = Fraction(1, 1)
+        # The frames written go on to the video encoder (see _encoder._IdleEncoder), which
+        # rescales their pts from the time base this encoder gives them: it must be the video's.
+        codec.time_base = Fraction(1, self._fps)
         codec.options = {"compression_level": str(PNG_COMPRESSION_LEVEL)}
         codec.open()
         return codec
 
 
-def read_spilled(folder: Path) -> Iterator[tuple[int, av.VideoFrame]]:
-    """The PNGs of one saved episode as (slot, rgb24 frame), in slot order."""
+def read_spilled(folder: Path, first_slot: int = 0) -> Iterator[tuple[int, av.VideoFrame]]:
+    """The PNGs of one saved episode as (slot, rgb24 frame), in slot order, from `first_slot`."""
     decoder = av.CodecContext.create("png", "r")
     for path in sorted(folder.glob("frame-*.png")):
         slot = int(path.stem.split("-")[1])
+        if slot < first_slot:
+            continue
         packet = av.Packet(path.read_bytes())
         # Without the key flag FFmpeg's PNG decoder takes a packet as a change to the previous
         # picture (its inter-frame mode) and returns a mix of the two.
