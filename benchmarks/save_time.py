@@ -7,7 +7,8 @@ comparable even on a shared machine:
 
 - `streamrec-streaming`: the default, video encoded while recording;
 - `streamrec-png`: `streaming_encoding=False`, PNGs written by the encoder processes while
-  recording and encoded at save, cameras in parallel;
+  recording; an idle-priority thread per camera encodes what it can meanwhile, and saving
+  encodes the rest from the PNGs, cameras in parallel;
 - `lerobot-png`, `lerobot-streaming`: LeRobot 0.6.1's `LeRobotDataset` with the same encoder
   settings (libsvtav1, crf 30, g 2) and its recording default of 4 image-writer threads per
   camera, run in the venv that `../shared/tools/lerobot-load-check` builds (skipped if absent).
@@ -77,7 +78,7 @@ def run_variant(variant: str, footage: Path, fps: int, seconds: float, episodes:
     rec = open_recorder(variant, workdir / "ds", fps)
     period = 1.0 / fps
     per_episode = round(seconds * fps)
-    add_ms, save_s, late = [], [], 0
+    add_ms, save_s, late, reports = [], [], 0, []
     i = 0
     for _ in range(episodes):
         next_tick = time.monotonic()
@@ -98,7 +99,7 @@ def run_variant(variant: str, footage: Path, fps: int, seconds: float, episodes:
             i += 1
             next_tick += period
         t = time.perf_counter()
-        rec.save_episode()
+        reports.append(rec.save_episode())
         save_s.append(time.perf_counter() - t)
     t = time.perf_counter()
     rec.finalize()
@@ -108,7 +109,15 @@ def run_variant(variant: str, footage: Path, fps: int, seconds: float, episodes:
     p50, p99 = (round(float(x), 3) for x in np.percentile(add_ms, [50, 99]))
     return {"variant": variant, "save_episode_s": [round(s, 3) for s in save_s], "finalize_s": round(finalize_s, 3),
             "add_frame_ms": {"p50": p50, "p99": p99},
-            "ticks_late": late, "video_frames": frames, "rows_expected": per_episode * episodes}
+            "ticks_late": late, "video_frames": frames, "rows_expected": per_episode * episodes,
+            **(_streamrec_figures(reports) if variant.startswith("streamrec") else {})}
+
+
+def _streamrec_figures(reports: list) -> dict:
+    """Drops at the hand-off and, for the PNG path, frames encoded while recording, per episode."""
+    return {"dropped": [r.dropped for r in reports],
+            "encoded_while_recording": [{c.camera.rsplit(".", 1)[-1]: c.encoded_while_recording
+                                         for c in r.cameras.values()} for r in reports]}
 
 
 def _count_frames(root: Path) -> dict[str, int]:

@@ -225,3 +225,19 @@ def test_png_path_encodes_at_idle_priority_while_recording(tmp_path):
     assert all(c.encoded_while_recording <= 25 for c in second.cameras.values())
     check_identity(root, [40, 25])
     assert verify(root).healthy
+
+
+def test_png_path_idle_encoder_that_fell_behind_reads_the_pngs_back(tmp_path):
+    # Frames fed far faster than a slow preset encodes them: the idle encoder holds a second of
+    # frames in memory and is told to read the rest back from the PNGs; given time before the
+    # save it gets further than those 30 frames, and every row still shows its own frame.
+    root = tmp_path / "ds"
+    rec = DatasetRecorder.create(root, FPS, features(), camera_encoder=EncoderConfig(vcodec="h264", preset="veryslow"),
+                                 streaming_encoding=False, queue_full_policy="block")
+    for i in range(120):
+        rec.add_frame(frame_for(i, 0, i))
+    time.sleep(3)
+    report = rec.save_episode()
+    rec.finalize()
+    check_identity(root, [120])
+    assert max(c.encoded_while_recording for c in report.cameras.values()) > FPS

@@ -49,7 +49,7 @@ from ._errors import WorkerError
 from ._fallback import EncoderFallback, EpisodeCodec
 from ._queue import FrameQueue, FrameQueueReader, ReaderHandle
 from ._sched import demote_current_thread
-from ._spill import ImageSpill, episode_images_dir, read_spilled
+from ._spill import ImageSpill, episode_images_dir, read_png, read_spilled
 from ._stats import ImageStatsSampler, Stats
 
 _RECORD = struct.Struct("<IqB")  # payload size, pts, keyframe flag
@@ -398,7 +398,9 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
     encoder = _CameraEncoder(spec, busy=lambda: replies.send((None, "busy", None)))
     spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width, spec.height,
                                                       spec.fps)
-    idle = _IdleEncoder(encoder, spec.fps) if spill is not None and spec.pre_encode else None
+    # In memory up to a second of frames; beyond that, up to an hour of slots to read back.
+    idle = _IdleEncoder(encoder, spill, spec.fps, spec.fps * 3600) if spill is not None and spec.pre_encode \
+        else None
     sampler = ImageStatsSampler(spec.fps // 10)
     failure: str | None = None
 
@@ -504,16 +506,20 @@ class _IdleEncoder:
 
     Its thread runs under SCHED_IDLE, so it never takes CPU from the capture loop, from the PNG
     writing, or from any other program of the robot; the codec threads it starts inherit that.
-    On a machine with spare cores most of the episode is encoded by the time it is saved, and
-    saving only encodes the rest from its PNGs. Frames reach it through a bounded queue; when
-    that is full it has fallen behind, and it stops for the rest of the episode (it cannot skip
-    a frame). An error here is not the recording's: saving then encodes the whole episode.
+    On a machine with spare CPU most of the episode is encoded by the time it is saved, and
+    saving only encodes the rest from its PNGs. It takes up to `frames_cap` frames in memory;
+    past that (it has fallen behind) it is told only which PNG to read back. The queue holds at
+    most `slots_cap` items; if even that fills, it stops for the rest of the episode (it cannot
+    skip a frame). An error here is not the recording's: saving then encodes the whole episode.
     """
 
-    def __init__(self, encoder: _CameraEncoder, maxsize: int) -> None:
+    def __init__(self, encoder: _CameraEncoder, spill: ImageSpill, frames_cap: int, slots_cap: int) -> None:
         self._encoder = encoder
-        self._queue: queue.Queue[tuple[int, av.VideoFrame]] = queue.Queue(maxsize)
+        self._spill = spill
+        self._frames = threading.BoundedSemaphore(frames_cap)
+        self._queue: queue.Queue[tuple[int, av.VideoFrame | None]] = queue.Queue(slots_cap)
         self._behind = False
+        self._cancel = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sr-idle", daemon=True)
         self._thread.start()
@@ -521,16 +527,20 @@ class _IdleEncoder:
     def offer(self, slot: int, frame: av.VideoFrame) -> None:
         if self._behind:
             return
+        in_memory = self._frames.acquire(blocking=False)
         try:
-            self._queue.put_nowait((slot, frame))
+            self._queue.put_nowait((slot, frame if in_memory else None))
         except queue.Full:
             self._behind = True
+            if in_memory:
+                self._frames.release()
 
     def pause(self) -> None:
-        """Wait until the queued frames are encoded: the encoder is the caller's until frames
-        are offered again."""
+        """Stop after the frame being encoded and drop the rest of the queue: the encoder is the
+        caller's until frames are offered again (saving encodes what is left, from the PNGs)."""
+        self._cancel = True
         self._queue.join()
-        self._behind = False
+        self._cancel = self._behind = False
         if self._error is not None:
             self._error = None
             self._encoder.abort_episode()  # in an unknown state: saving starts it afresh
@@ -539,10 +549,14 @@ class _IdleEncoder:
         _name_thread("sr-idle")
         with contextlib.suppress(OSError, AttributeError):
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        png = av.CodecContext.create("png", "r")
         while True:
             slot, frame = self._queue.get()
+            in_memory = frame is not None
             try:
-                if self._error is None:
+                if self._error is None and not self._cancel:
+                    if frame is None:
+                        frame = read_png(self._spill.open_frame_path(slot), png)
                     if self._encoder.open_slots == 0 and self._encoder.pre_encoded is None:
                         self._encoder.abort_episode()
                         self._encoder.open_episode()
@@ -552,8 +566,9 @@ class _IdleEncoder:
                 logging.getLogger("streamrec").warning("encoding while recording stopped at frame %d (%s); saving "
                                                        "will encode the episode from its PNGs", slot, e)
                 self._error = e
-                self._behind = True
             finally:
+                if in_memory:
+                    self._frames.release()
                 self._queue.task_done()
 
 

@@ -77,6 +77,10 @@ class ImageSpill:
         self.frames += 1
         return frame
 
+    def open_frame_path(self, slot: int) -> Path:
+        """Where the open episode's PNG of `slot` is (once written)."""
+        return self._open / _frame_name(slot)
+
     def keep(self, episode_index: int) -> Path:
         """Close the open episode for good: every PNG synced to disk, the folder renamed."""
         for path in self._open.iterdir():
@@ -117,19 +121,21 @@ def read_spilled(folder: Path, first_slot: int = 0) -> Iterator[tuple[int, av.Vi
     decoder = av.CodecContext.create("png", "r")
     for path in sorted(folder.glob("frame-*.png")):
         slot = int(path.stem.split("-")[1])
-        if slot < first_slot:
-            continue
-        packet = av.Packet(path.read_bytes())
-        # Without the key flag FFmpeg's PNG decoder takes a packet as a change to the previous
-        # picture (its inter-frame mode) and returns a mix of the two.
-        packet.is_keyframe = True
-        frames = decoder.decode(packet)
-        if len(frames) != 1:
-            raise WorkerError(f"{path}: not a readable PNG ({len(frames)} frames decoded)")
-        frame = frames[0]
-        if frame.format.name != "rgb24":
-            frame = frame.reformat(format="rgb24")
-        yield slot, frame
+        if slot >= first_slot:
+            yield slot, read_png(path, decoder)
+
+
+def read_png(path: Path, decoder: av.CodecContext) -> av.VideoFrame:
+    """One PNG as an rgb24 frame, through `decoder` (a PNG decoding context)."""
+    packet = av.Packet(path.read_bytes())
+    # Without the key flag FFmpeg's PNG decoder takes a packet as a change to the previous
+    # picture (its inter-frame mode) and returns a mix of the two.
+    packet.is_keyframe = True
+    frames = decoder.decode(packet)
+    if len(frames) != 1:
+        raise WorkerError(f"{path}: not a readable PNG ({len(frames)} frames decoded)")
+    frame = frames[0]
+    return frame if frame.format.name == "rgb24" else frame.reformat(format="rgb24")
 
 
 def _fsync_dir(path: Path) -> None:
