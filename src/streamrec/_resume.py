@@ -9,6 +9,7 @@ must match the dataset's; anything not given is taken from it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,8 +66,6 @@ def read_existing(root: Path, *, repairing: bool = False, session_files: frozens
         WorkLock(layout, "DatasetRecorder.resume").release()  # raises if a recording is running in it
         raise DatasetError(f"{root} was interrupted while recording ({WORK_DIR}/ holds unfinished work); run "
                            f"`streamrec repair {root}` first, then resume")
-    import json
-
     info = json.loads(layout.info.read_text())
     if info.get("codebase_version") != CODEBASE_VERSION:
         raise DatasetError(f"{root}: codebase_version is {info.get('codebase_version')!r}; streamrec appends to "
