@@ -405,3 +405,34 @@ def test_display_without_rerun_says_how_to_install(tmp_path: Path) -> None:
     assert result.stderr.startswith("streamrec record: RecordConfig.display_data = True: the live display needs "
                                     "rerun-sdk, which is not installed")
     assert "pip install 'streamrec[display]'" in result.stderr and not (tmp_path / "ds").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="OpenCV not installed "
+                    "(pip install 'streamrec[opencv]')")
+def test_a_camera_that_disconnects_mid_episode_ends_the_recording_keeping_the_partial_episode(tmp_path: Path) -> None:
+    # The file behind an opencv camera disappears while it plays: once it ends it cannot be
+    # reopened, the camera stalls, and the recording stops naming it. The other camera went on
+    # until then; with --dataset.save_partial_episode=true what both delivered is kept.
+    clip = write_id_video(tmp_path / "clip.mp4", frames=45, height=96, width=128, fps=FPS)
+    root = tmp_path / "ds"
+    cameras = (f"{{cam: {{type: opencv, index_or_path: '{clip}', stall_timeout_s: 0.5}}, "
+               "top: {width: 128, height: 96}}")
+    proc = subprocess.Popen(command(f"--dataset.root={root}", "--dataset.num_episodes=2", "--dataset.episode_time_s=6",
+                                    "--dataset.save_partial_episode=true", f"--cameras={cameras}", *QUICK),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("recording "):
+                clip.unlink()
+                break
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    message = " ".join(err.split())
+    assert "camera 'cam' (opencv): no new frame from file" in message and "could not reopen" in message
+    assert "finalizing with the 1 episode(s) saved so far" in message
+    assert "episode 1/2 (partial)" in out and "up to the camera failure" in out
+    eps = episodes(root)
+    assert len(eps) == 1 and FPS <= eps[0]["length"] < 6 * FPS
+    assert verify(root).returncode == 0

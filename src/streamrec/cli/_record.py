@@ -475,7 +475,16 @@ class Recording:
             assert self.robot is not None
             self.robot.start_episode(k)
             try:
-                self._record_episode(rec, fig)
+                try:
+                    self._record_episode(rec, fig)
+                except SourceError:
+                    # A camera stopped mid-episode: the recording ends; what the other cameras and
+                    # this one delivered until then is kept if the user keeps partial episodes.
+                    if fig.frames and self.ds.save_partial_episode:
+                        fig.partial = True
+                        fig.report = rec.save_episode(progress=self._encode_progress)
+                        self._say(self._episode_line(fig) + ", up to the camera failure")
+                    raise
                 stopped = self.stop.signum is not None
                 if fig.frames and (not stopped or self.ds.save_partial_episode):
                     fig.partial = stopped
