@@ -3,7 +3,7 @@
 Each camera is encoded in its own process (`sr-<camera>` in `ps`), fed through shared memory
 (see `_queue`). A process rather than a thread because the encoder then shares no
 interpreter lock with the capture loop, and because it can drop the right to real-time
-priority for itself and every codec thread it starts; see ARCHITECTURE.md for the figures.
+priority for itself and every codec thread it starts; see docs/design.md for the figures.
 
 Per episode the worker opens a fresh encoder and writes its packets to a spool file on disk
 (so RAM stays flat however long the episode, and a discarded episode never reaches the MP4).
