@@ -398,8 +398,10 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
     encoder = _CameraEncoder(spec, busy=lambda: replies.send((None, "busy", None)))
     spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width, spec.height,
                                                       spec.fps)
-    # In memory up to a second of frames; beyond that, up to an hour of slots to read back.
-    idle = _IdleEncoder(encoder, spill, spec.fps, spec.fps * 3600) if spill is not None and spec.pre_encode \
+    # In memory up to a second of frames (at most 64 MB: 10 frames at 1920x1080); beyond that,
+    # up to an hour of slots to read back from their PNGs.
+    in_memory = max(2, min(spec.fps, 64 * 2**20 // (spec.width * spec.height * 3)))
+    idle = _IdleEncoder(encoder, spill, in_memory, spec.fps * 3600) if spill is not None and spec.pre_encode \
         else None
     sampler = ImageStatsSampler(spec.fps // 10)
     failure: str | None = None
