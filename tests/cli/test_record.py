@@ -436,3 +436,25 @@ def test_a_camera_that_disconnects_mid_episode_ends_the_recording_keeping_the_pa
     eps = episodes(root)
     assert len(eps) == 1 and FPS <= eps[0]["length"] < 6 * FPS
     assert verify(root).returncode == 0
+
+
+def test_resume_adds_episodes_to_a_recorded_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    first = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=1", "--dataset.episode_time_s=0.5",
+                    f"--cameras={SMALL}", *QUICK)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=1", "--dataset.episode_time_s=0.5",
+                    f"--cameras={SMALL}", *QUICK)
+    assert again.returncode == 1 and "add episodes to the dataset in it with --resume=true" in again.stderr
+    more = run_cli(f"--dataset.root={root}", "--dataset.num_episodes=2", "--dataset.episode_time_s=0.5",
+                   "--resume=true", f"--cameras={SMALL}", *QUICK)
+    assert more.returncode == 0, more.stderr
+    assert [e["episode_index"] for e in episodes(root)] == [0, 1, 2]
+    assert verify(root).returncode == 0
+    other_fps = run_cli(f"--dataset.root={root}", "--resume=true", "--dataset.fps=15", f"--cameras={SMALL}",
+                        *[q for q in QUICK if not q.startswith("--dataset.fps")])
+    assert other_fps.returncode == 1
+    assert "resume: fps = 15, but the dataset was recorded at 30 fps" in other_fps.stderr
+    nothing = run_cli(f"--dataset.root={tmp_path / 'none'}", "--resume=true", f"--cameras={SMALL}", *QUICK)
+    assert nothing.returncode == 1 and "holds no dataset (no meta/info.json)" in nothing.stderr
+    assert len(episodes(root)) == 3

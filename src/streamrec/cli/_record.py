@@ -170,6 +170,10 @@ class RecordConfig:
     behind drops ticks (counted). Needs pip install 'streamrec[display]'."""
     report_json: str | None = None
     """Write per-episode figures (frames, drops, late ticks, save time, add_frame p50/p99) to this JSON file."""
+    resume: bool = False
+    """Add the episodes to the finalized dataset at --dataset.root instead of starting one. Its fps, cameras,
+    robot features and video settings must match (the first difference is named); encoder settings left at
+    their defaults take the dataset's."""
 
     def __post_init__(self) -> None:
         if not self.cameras:
@@ -350,8 +354,11 @@ class Recording:
         if (root / ".streamrec").exists():
             return self._fail(f"{root} holds an interrupted recording; run `streamrec repair {root}` to keep its "
                               "saved episodes, or record into a new folder", 1)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            return self._fail(f"{root} is not empty; record into a new or empty folder", 1)
+        if self.config.resume and not (root / "meta" / "info.json").is_file():
+            return self._fail(f"--resume=true: {root} holds no dataset (no meta/info.json) to add episodes to", 1)
+        if not self.config.resume and root.exists() and (not root.is_dir() or any(root.iterdir())):
+            return self._fail(f"{root} is not empty; record into a new or empty folder, or add episodes to the "
+                              "dataset in it with --resume=true", 1)
         if self.config.display_data:
             try:
                 import_rerun()
@@ -425,11 +432,19 @@ class Recording:
             if self.config.display_data:
                 self._open_display(self.robot.features)
             ds = self.ds
-            rec = DatasetRecorder.create(
-                ds.root, ds.fps, features, robot_type=ds.robot_type, streaming_encoding=ds.streaming_encoding,
-                camera_encoder=ds.camera_encoder, encoder_threads=ds.encoder_threads,
-                encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
-                batch_encoding_size=ds.video_encoding_batch_size)
+            if self.config.resume:
+                rec = DatasetRecorder.resume(
+                    ds.root, fps=ds.fps, features=features, robot_type=ds.robot_type,
+                    camera_encoder=None if ds.camera_encoder == EncoderConfig() else ds.camera_encoder,
+                    streaming_encoding=ds.streaming_encoding, encoder_threads=ds.encoder_threads,
+                    encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
+                    batch_encoding_size=ds.video_encoding_batch_size)
+            else:
+                rec = DatasetRecorder.create(
+                    ds.root, ds.fps, features, robot_type=ds.robot_type, streaming_encoding=ds.streaming_encoding,
+                    camera_encoder=ds.camera_encoder, encoder_threads=ds.encoder_threads,
+                    encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
+                    batch_encoding_size=ds.video_encoding_batch_size)
         except _Stopped:
             self._close_display()
             for source in self.sources:
