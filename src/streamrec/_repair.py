@@ -88,7 +88,8 @@ def repair(root: str | Path, progress: ProgressCallback | None = None) -> Repair
 
 
 def _repair(root: Path, layout: Layout, report: RepairReport, progress: ProgressCallback | None) -> None:
-
+    """The work itself, under the work-folder lock: videos, pending episodes, then the tables
+    through a recorder set up as the interrupted one was when it stopped."""
     journal = EpisodeJournal(layout)
     metas = [journal.read_meta(e) for e in journal.episodes()]
     pending = [_SavedEpisode.from_json(json.loads(p.read_text()))
