@@ -424,6 +424,8 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
             message = queue.get()
         except EOFError:  # the recorder hung up or died: keep what was saved readable
             with contextlib.suppress(BaseException):
+                if idle is not None:
+                    idle.pause()
                 encoder.abort_episode()
                 encoder.close_file()
             return
