@@ -709,9 +709,13 @@ class Recording:
         if s.late_ticks:
             parts.append(Text(f"! loop running late: {s.late_ticks} tick(s) skipped this episode; the machine "
                               f"cannot keep {self.ds.fps} fps with this load", "bold yellow"))
-        if dropping:
+        if dropping and self.ds.streaming_encoding:
             parts.append(Text(f"! encoders falling behind, dropping frames ({', '.join(dropping)}): try "
-                              "--dataset.camera_encoder.vcodec=h264 or fewer --dataset.encoder_threads", "bold yellow"))
+                              "--dataset.camera_encoder.vcodec=h264, fewer --dataset.encoder_threads, or "
+                              "--dataset.streaming_encoding=false", "bold yellow"))
+        elif dropping:
+            parts.append(Text(f"! PNG writing falling behind, dropping frames ({', '.join(dropping)}): the disk or "
+                              "the CPU is too slow for these cameras; fewer or smaller cameras help", "bold yellow"))
         if self.stop.signum is not None:
             parts.append(Text("stopping: finishing the episode and finalizing the dataset", "bold"))
         return Group(*parts)
