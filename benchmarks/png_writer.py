@@ -34,18 +34,9 @@ from pathlib import Path
 
 import av
 import numpy as np
+from _footage import CAMERAS, FOOTAGE, load_video
 
-REPO = Path(__file__).resolve().parents[1]
-CAMERAS = ("top", "angle", "left_wrist")
 FPS = 30
-
-
-def load_footage(folder: Path, frames: int = 150) -> dict[str, list[np.ndarray]]:
-    out = {}
-    for name in CAMERAS:
-        with av.open(str(folder / f"{name}.mkv")) as c:
-            out[name] = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), c.decode(video=0))]
-    return out
 
 
 class ThreadWriters:
@@ -160,13 +151,13 @@ def run(variant: str, footage: dict[str, list[np.ndarray]], seconds: float) -> d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--footage", type=Path, default=REPO.parent / "shared" / "footage" / "aloha_insertion")
+    ap.add_argument("--footage", type=Path, default=FOOTAGE)
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if not args.footage.exists():
         sys.exit(f"footage not found at {args.footage}; pass --footage")
-    footage = load_footage(args.footage)
+    footage = load_video(args.footage, 150)
     results = [run(v, footage, args.seconds) for v in ("threads", "process")]
     report = {"machine": {"cpus": os.cpu_count(), "euid": os.geteuid()}, "results": results}
     text = json.dumps(report, indent=2)

@@ -27,20 +27,9 @@ from pathlib import Path
 import av
 import numpy as np
 import psutil
+from _footage import CAMERAS, FOOTAGE, load_footage
 
 from streamrec import DatasetRecorder, EncoderConfig
-
-REPO = Path(__file__).resolve().parents[1]
-CAMERAS = ("top", "angle", "left_wrist")
-
-
-def load_footage(folder: Path, frames: int) -> tuple[dict[str, list[np.ndarray]], dict[str, np.ndarray]]:
-    video = {}
-    for name in CAMERAS:
-        with av.open(str(folder / f"{name}.mkv")) as c:
-            video[name] = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), c.decode(video=0))]
-    data = np.load(folder / "data.npz")
-    return video, {"observation.state": data["observation.state"], "action": data["action"]}
 
 
 def cap_sys_nice() -> bool:
@@ -52,7 +41,7 @@ def cap_sys_nice() -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--footage", type=Path, default=REPO.parent / "shared" / "footage" / "aloha_insertion")
+    ap.add_argument("--footage", type=Path, default=FOOTAGE)
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--episodes", type=int, default=2)

@@ -30,20 +30,10 @@ from pathlib import Path
 
 import av
 import numpy as np
+from _footage import CAMERAS, FOOTAGE, load_footage
 
-REPO = Path(__file__).resolve().parents[1]
-CAMERAS = ("top", "angle", "left_wrist")
 LEROBOT_PYTHON = Path(os.environ.get("LEROBOT_VENV", Path.home() / ".cache/streamrec-lerobot-venv")) / "bin/python"
 TASK = "insert the peg into the socket"
-
-
-def load_footage(folder: Path, frames: int) -> tuple[dict[str, list[np.ndarray]], dict[str, np.ndarray]]:
-    video = {}
-    for name in CAMERAS:
-        with av.open(str(folder / f"{name}.mkv")) as c:
-            video[name] = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), c.decode(video=0))]
-    data = np.load(folder / "data.npz")
-    return video, {"observation.state": data["observation.state"], "action": data["action"]}
 
 
 def features() -> dict:
@@ -134,7 +124,7 @@ def _count_frames(root: Path) -> dict[str, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--footage", type=Path, default=REPO.parent / "shared" / "footage" / "aloha_insertion")
+    ap.add_argument("--footage", type=Path, default=FOOTAGE)
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--episodes", type=int, default=2)

@@ -27,16 +27,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
+from _footage import CAMERAS, FOOTAGE, load_video
 
-REPO = Path(__file__).resolve().parents[1]
-CAMERAS = ("top", "angle", "left_wrist")
 FPS = 30
-
-
-def load(folder: Path, camera: str, frames: int = 150) -> list[np.ndarray]:
-    with av.open(str(folder / f"{camera}.mkv")) as c:
-        return [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), c.decode(video=0))]
 
 
 def raw_one(folder: Path, camera: str, frames: int, vcodec: str, preset: str | None) -> None:
@@ -44,7 +37,7 @@ def raw_one(folder: Path, camera: str, frames: int, vcodec: str, preset: str | N
     from streamrec import EncoderConfig
 
     config = EncoderConfig(vcodec=vcodec, preset=_preset(preset))
-    source = load(folder, camera)
+    source = load_video(folder, 150, (camera,))[camera]
     ctx = av.CodecContext.create(config.encoder, "w")
     ctx.width, ctx.height, ctx.pix_fmt = 640, 480, config.pix_fmt
     ctx.time_base, ctx.framerate = Fraction(1, FPS), Fraction(FPS, 1)
@@ -91,7 +84,7 @@ def raw_limit(folder: Path, frames: int, vcodec: str, preset: str | None) -> dic
 def streamrec_rate(folder: Path, frames: int, vcodec: str, preset: str | None) -> dict:
     from streamrec import DatasetRecorder, EncoderConfig
 
-    source = {c: load(folder, c) for c in CAMERAS}
+    source = load_video(folder, 150)
     work = Path(tempfile.mkdtemp(prefix="streamrec-throughput-"))
     feats = {f"observation.images.{c}": {"dtype": "video", "shape": [480, 640, 3]} for c in CAMERAS}
     rec = DatasetRecorder.create(work / "ds", FPS, feats, queue_full_policy="block",
@@ -109,7 +102,7 @@ def streamrec_rate(folder: Path, frames: int, vcodec: str, preset: str | None) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--footage", type=Path, default=REPO.parent / "shared" / "footage" / "aloha_insertion")
+    ap.add_argument("--footage", type=Path, default=FOOTAGE)
     ap.add_argument("--frames", type=int, default=300, help="frames per camera")
     ap.add_argument("--vcodec", default="libsvtav1")
     ap.add_argument("--preset", default=None)

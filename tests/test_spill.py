@@ -230,7 +230,9 @@ def test_png_path_encodes_at_idle_priority_while_recording(tmp_path):
 def test_png_path_idle_encoder_that_fell_behind_reads_the_pngs_back(tmp_path):
     # Frames fed far faster than a slow preset encodes them: the idle encoder holds a second of
     # frames in memory and is told to read the rest back from the PNGs; given time before the
-    # save it gets further than those 30 frames, and every row still shows its own frame.
+    # save it gets further than those 30 frames, and every row still shows its own frame. (That
+    # the read-back path ran is not asserted: it depends on timing. Counted by hand once, with a
+    # print in the read-back branch: 156 frames read back over the two cameras.)
     root = tmp_path / "ds"
     rec = DatasetRecorder.create(root, FPS, features(), camera_encoder=EncoderConfig(vcodec="h264", preset="veryslow"),
                                  streaming_encoding=False, queue_full_policy="block")

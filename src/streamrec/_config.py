@@ -89,6 +89,14 @@ class QueueFullPolicy(str, enum.Enum):
     BLOCK = "block"
     """Wait for the encoder (offline conversion, where no frame may be lost)."""
 
+    @classmethod
+    def parse(cls, value: str | QueueFullPolicy) -> QueueFullPolicy:
+        """The policy named `value`, or ConfigError listing the names."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(f"queue_full_policy = {value!r}: must be one of {[p.value for p in cls]}") from None
+
 
 @dataclass(frozen=True, slots=True)
 class Feature:

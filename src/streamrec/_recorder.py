@@ -18,7 +18,7 @@ import numpy as np
 from ._config import DEFAULT_FEATURES, EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
 from ._dataset import FileIndex, Layout, WorkLock, build_info, write_json_atomic
 from ._encoder import EncoderWorker, EpisodeEnd, VideoEpisode, rebuild_video_file
-from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
+from ._errors import DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._fallback import EncoderFallback
 from ._probe import choose_encoders
 from ._resume import ExistingDataset, check_matches, read_existing
@@ -227,11 +227,7 @@ class DatasetRecorder:
             DatasetError: `root` holds files already.
             WorkerError: an encoder could not be opened with these settings.
         """
-        try:
-            policy = QueueFullPolicy(queue_full_policy)
-        except ValueError:
-            raise ConfigError(f"queue_full_policy = {queue_full_policy!r}: must be one of "
-                              f"{[p.value for p in QueueFullPolicy]}") from None
+        policy = QueueFullPolicy.parse(queue_full_policy)
         config = RecorderConfig(
             root=Path(root), fps=fps, features=parse_features(features), robot_type=robot_type,
             streaming_encoding=streaming_encoding, camera_encoder=camera_encoder or EncoderConfig(),
@@ -299,11 +295,7 @@ class DatasetRecorder:
         existing = read_existing(root)
         check_matches(existing, fps=fps, features=features, camera_encoder=camera_encoder, robot_type=robot_type)
         info = existing.info
-        try:
-            policy = QueueFullPolicy(queue_full_policy)
-        except ValueError:
-            raise ConfigError(f"queue_full_policy = {queue_full_policy!r}: must be one of "
-                              f"{[p.value for p in QueueFullPolicy]}") from None
+        policy = QueueFullPolicy.parse(queue_full_policy)
         config = RecorderConfig(
             root=root, fps=info["fps"], features=existing.features, robot_type=info.get("robot_type"),
             streaming_encoding=streaming_encoding, camera_encoder=camera_encoder or existing.camera_encoder,
