@@ -1,5 +1,6 @@
 """streamrec: record multi-camera robot datasets (LeRobot v3.0) with streaming video encoding."""
 
+from ._adapt import Adaptation
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._fallback import EncoderFallback
@@ -13,6 +14,7 @@ from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adaptation",
     "CameraInfo",
     "CameraReport",
     "CameraSource",

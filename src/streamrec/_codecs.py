@@ -13,7 +13,9 @@ B-frames (max_b_frames=0), so that frame k is always packet k, in presentation o
 
 from __future__ import annotations
 
+import dataclasses
 import glob
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -139,14 +141,26 @@ class Encoder:
     index where SVT-AV1's crf runs 0..63."""
     quality_range: tuple[float, float] | None = None
     """Overrides the family's `quality_range`."""
+    overload_presets: tuple[int | str, ...] = ()
+    """Presets to step up through when the camera cannot keep up (`adapt_on_overload`), slowest first."""
+    overload_codec: tuple[str, int | str, float] | None = None
+    """After the fastest of `overload_presets`: (encoder, preset, crf offset) to switch to."""
 
 
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                  "veryslow", "placebo")
 ENCODERS: dict[str, Encoder] = {e.name: e for e in (
-    Encoder("libsvtav1", "av1", SVT_AV1, default_preset=12),
-    Encoder("libx264", "h264", X264, presets=_X26X_PRESETS),
-    Encoder("libx265", "hevc", X265, presets=_X26X_PRESETS),
+    # Overload steps, measured on 1280x720 footage here (benchmarks/adaptive.py's notes): SVT-AV1
+    # preset 13 costs the same CPU as 12, so past 12 it goes to x264 veryfast, which took 7.3
+    # instead of 17.6 ms of CPU per frame; at crf 23 its PSNR (45.3 and 46.0 dB on two cameras) was
+    # at least SVT-AV1's at crf 30 (45.0 and 42.9 dB).
+    Encoder("libsvtav1", "av1", SVT_AV1, default_preset=12, overload_presets=(8, 10, 12),
+            overload_codec=("libx264", "veryfast", -7)),
+    Encoder("libx264", "h264", X264, presets=_X26X_PRESETS,
+            overload_presets=("faster", "veryfast", "superfast", "ultrafast")),
+    Encoder("libx265", "hevc", X265, presets=_X26X_PRESETS,
+            overload_presets=("faster", "veryfast", "superfast", "ultrafast"),
+            overload_codec=("libx264", "veryfast", 0)),
     Encoder("h264_nvenc", "h264", NVENC),
     Encoder("hevc_nvenc", "hevc", NVENC),
     Encoder("av1_nvenc", "av1", NVENC, crf_scale=4),
@@ -297,6 +311,41 @@ def effective_preset(config: EncoderConfig) -> int | str | None:
         return config.preset
     enc = ENCODERS.get(encoder_name(config.vcodec))
     return None if enc is None else enc.default_preset
+
+
+def _speed(enc: Encoder, preset: int | str | None) -> float:
+    """Higher is faster: SVT-AV1's numbers grow with speed, x264's names are listed fastest first."""
+    if preset is None:
+        return -math.inf  # the encoder's own default: every listed overload preset is taken as faster
+    if isinstance(preset, str):
+        return -enc.presets.index(preset) if preset in enc.presets else -math.inf
+    return float(preset)
+
+
+def faster_encoder(config: EncoderConfig) -> EncoderConfig | None:
+    """The next faster setting for a camera that cannot keep up; None when there is none.
+
+    A faster preset of the same encoder first, then the encoder's overload codec (with crf moved
+    by its offset, and none of `extra_options`, which belong to the other encoder).
+    """
+    from ._config import EncoderConfig
+
+    enc = ENCODERS.get(config.encoder)
+    if enc is None:
+        return None
+    now = _speed(enc, config.effective_preset)
+    for preset in enc.overload_presets:
+        if _speed(enc, preset) > now:
+            return dataclasses.replace(config, preset=preset)
+    if enc.overload_codec is None or not compiled_in(enc.overload_codec[0]):
+        return None
+    name, preset, offset = enc.overload_codec
+    try:
+        crf = None if config.crf is None else max(0, config.crf + offset)
+        return EncoderConfig(vcodec=name, preset=preset, crf=crf, g=config.g, pix_fmt=config.pix_fmt,
+                             fast_decode=config.fast_decode)
+    except ConfigError:  # e.g. a pix_fmt the other encoder lacks: no faster setting then
+        return None
 
 
 def codec_options(config: EncoderConfig, encoder_threads: int | None) -> dict[str, str]:

@@ -43,6 +43,8 @@ from typing import Any
 import av
 import numpy as np
 
+from ._adapt import Adaptation, OverloadWatch, describe_threads, fewer_threads
+from ._codecs import faster_encoder
 from ._config import EncoderConfig, Feature, RecorderConfig
 from ._dataset import FileIndex, Layout
 from ._errors import WorkerError
@@ -75,6 +77,8 @@ class VideoEpisode:
     """The camera's encoder chain after this episode: the one that made it first, then its fallbacks."""
     fallbacks: tuple[EncoderFallback, ...] = ()
     """Encoders that failed since the previous saved episode, and what took over."""
+    adaptations: tuple[Adaptation, ...] = ()
+    """Faster settings taken since the previous saved episode (`adapt_on_overload`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +145,13 @@ class _VideoFile:
     """The camera's MP4 that episodes are being appended to; several episodes per file."""
 
     def __init__(self, path: Path, at: FileIndex, codec: str, fps: int, width: int, height: int,
-                 encoder: str = "") -> None:
+                 settings: EncoderConfig | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.at = at
-        self.encoder = encoder
-        """The encoder that made its packets: one per file (a fallback starts a new one)."""
+        self.settings = settings
+        """The encoder settings that made its packets: one set per file, because one MP4 holds one
+        set of stream parameters (a fallback or a faster preset starts a new file)."""
         self.frames = 0
         self.bytes = 0
         self._time_base = Fraction(1, fps)
@@ -211,6 +216,11 @@ class _Spec:
     """Encoders to switch to, in order, when `encoder` fails (see `_fallback`)."""
     pre_encode: bool = False
     """PNG path with batches of one: encode the episode being recorded at idle priority (see _IdleEncoder)."""
+    adapt: bool = False
+    """Streaming: move to faster settings when the queue stays over a third full (see _adapt)."""
+    queue_size: int = 30
+    cameras: int = 1
+    """Cameras encoding at once (how many threads the camera may have, see _adapt.fewer_threads)."""
 
 
 class _CameraEncoder:
@@ -236,12 +246,23 @@ class _CameraEncoder:
         self.pre_encoded: int | None = None
         """PNG path: the episode whose first frames the open codec holds, encoded while it was
         recorded (see _IdleEncoder); encode_spilled goes on from there."""
+        self._threads = spec.encoder_threads
+        """Codec threads; fewer once adaptive overload stepped them down."""
+        self._watch = OverloadWatch(spec.queue_size) if spec.adapt else None
+        self._next_encoder: EncoderConfig | None = None
+        """A faster setting adaptive overload chose, taken at the next episode."""
+        self._adaptations: list[Adaptation] = []
+        """Reported with the next saved episode."""
 
     def open_episode(self, threads: int | None = None) -> None:
         """`threads`: codec threads for this episode (default: `encoder_threads`)."""
         spec = self._spec
+        if self._next_encoder is not None:
+            self._chain[0], self._next_encoder = self._next_encoder, None
+        if self._watch is not None:
+            self._watch.reset()
         self._codec = EpisodeCodec(self._chain, spec.width, spec.height, spec.fps,
-                                   spec.encoder_threads if threads is None else threads,
+                                   self._threads if threads is None else threads,
                                    self._spool_dir / "open.bin", _PacketSpool, self._fallbacks, spec.camera,
                                    self._busy)
         self._next_slot = 0
@@ -260,6 +281,29 @@ class _CameraEncoder:
         self._codec.encode(frame)  # sets pts = this slot
         self._next_slot += 1
 
+    def watch_queue(self, depth: int) -> None:
+        """Streaming with `adapt`: called after each frame with the frames still waiting."""
+        if self._watch is None or self._codec is None or not self._watch.overloaded(depth, time.monotonic()):
+            return
+        spec = self._spec
+        threads = fewer_threads(self._threads, len(os.sched_getaffinity(0)), spec.cameras)
+        if threads is not None:
+            change = f"encoder_threads {describe_threads(self._threads)} -> {threads}"
+            self._codec.restart(threads)
+            self._threads = threads
+            self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "now", depth, spec.queue_size))
+            self._watch.settle(time.monotonic())
+            return
+        if self._next_encoder is None:
+            now = self._chain[0]
+            faster = faster_encoder(now)
+            if faster is not None:
+                self._next_encoder = faster
+                change = f"{now.encoder} preset {now.effective_preset} -> {faster.encoder} preset " \
+                         f"{faster.effective_preset}" + (f" crf {faster.crf}" if faster.crf != now.crf else "")
+                self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "next episode", depth,
+                                                    spec.queue_size))
+
     def finish_episode(self, frames: int, episode_index: int) -> VideoEpisode:
         if self._last_frame is None:
             raise WorkerError(f"{self._spec.camera}: every frame of the episode was dropped; nothing to encode")
@@ -272,13 +316,13 @@ class _CameraEncoder:
         self._codec = None
         if spool.packets != frames:
             raise WorkerError(f"{self._spec.camera}: encoder returned {spool.packets} packets for {frames} frames")
-        if self._file is not None and (self._file.encoder != encoder.encoder or self._file.frames
+        if self._file is not None and (self._file.settings != encoder or self._file.frames
                                        and self._file.bytes + spool.bytes > self._spec.limit_bytes):
-            self.close_file()  # full, or the camera's encoder changed (see _fallback): one encoder per file
+            self.close_file()  # full, or the camera's encoder settings changed (_fallback, _adapt)
         if self._file is None:
             at = self._next_file_at
             self._file = _VideoFile(self._layout.video(self._spec.camera, at), at, encoder.stream_codec,
-                                    self._spec.fps, self._spec.width, self._spec.height, encoder.encoder)
+                                    self._spec.fps, self._spec.width, self._spec.height, encoder)
             self._next_file_at = at.next(self._spec.chunks_size)
             # Beside the spools: which codec the open file holds, for `repair` after a fallback.
             codec_note = spool_codec_path(self._spool_dir, at)
@@ -287,11 +331,12 @@ class _CameraEncoder:
         start = self._file.append(spool)
         spool.keep(self._spool_dir / f"episode-{episode_index:06d}.bin")
         self._kept_spools.append(spool.path)
-        fallbacks = tuple(self._fallbacks)
+        fallbacks, adaptations = tuple(self._fallbacks), tuple(self._adaptations)
         self._fallbacks.clear()
+        self._adaptations.clear()
         return VideoEpisode(camera=self._spec.camera, episode_index=episode_index, file=self._file.at,
                             from_frame=start, frames=frames, flush_s=t1 - t0, append_s=time.perf_counter() - t1,
-                            encoders=tuple(self._chain), fallbacks=fallbacks)
+                            encoders=tuple(self._chain), fallbacks=fallbacks, adaptations=adaptations)
 
     def encode_spilled(self, episodes: list[tuple[int, int]], progress: Callable[[int, int], None]
                        ) -> list[VideoEpisode]:
@@ -439,6 +484,7 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
                     if spill is None:
                         # from_ndarray copies, so the buffer can go back to the queue
                         encoder.encode_slot(slot, av.VideoFrame.from_ndarray(array, format="rgb24"))
+                        encoder.watch_queue(queue.depth() - 1)  # less this frame, released below
                     else:
                         frame = spill.write(slot, array)
                         if idle is not None:
@@ -698,7 +744,9 @@ class EncoderWorker:
                            streaming=config.streaming_encoding,
                            spilled_threads=max(1, len(os.sched_getaffinity(0)) // len(config.video_features)),
                            fallbacks=encoders[1:],
-                           pre_encode=not config.streaming_encoding and config.batch_encoding_size == 1)
+                           pre_encode=not config.streaming_encoding and config.batch_encoding_size == 1,
+                           adapt=config.adapt_on_overload, queue_size=config.encoder_queue_maxsize,
+                           cameras=len(config.video_features))
         self._timeout_s = config.encoder_timeout_s
         self._process: subprocess.Popen | None = None
         self._replies: Connection | None = None

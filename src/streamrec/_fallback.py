@@ -108,6 +108,25 @@ class EpisodeCodec:
         except av.FFmpegError as e:
             self._switch(e, self._fed)
 
+    def restart(self, threads: int | None) -> None:
+        """Go on with a new instance of the same encoder using `threads` codec threads.
+
+        The current one is flushed into the spool first, so the episode's packets stay in order;
+        the new one starts with a keyframe, as every episode does, and the same stream parameters.
+        """
+        try:
+            self.spool.write(self._codec.encode(None))
+        except av.FFmpegError as e:
+            self._switch(e, self._fed)  # its replacement re-encodes the episode so far
+            return
+        self._pending.clear()
+        width, height, fps, _ = self._geometry
+        self._geometry = (width, height, fps, threads)
+        try:
+            self._codec = self._open()
+        except _OpenError as e:
+            self._switch(e, self._fed)
+
     def finish(self) -> Spool:
         """Flush the encoder; returns the spool holding every frame's packet."""
         while True:

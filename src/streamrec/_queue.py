@@ -38,8 +38,8 @@ from ._errors import WorkerError
 log = logging.getLogger("streamrec")
 
 _HEADER_BYTES = 64
-"""Room before the first frame buffer for two int64 counters written by the consumer."""
-_RELEASED, _FAILED = 0, 1
+"""Room before the first frame buffer for int64 counters: two written by the consumer, one by the producer."""
+_RELEASED, _FAILED, _SENT = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ def _memory_file(size: int) -> int:
 
 def _views(mem: mmap.mmap, shape: tuple[int, ...], buffers: int) -> tuple[np.ndarray, list[np.ndarray]]:
     size = math.prod(shape)
-    header = np.ndarray((2,), np.int64, buffer=mem, offset=0)
+    header = np.ndarray((3,), np.int64, buffer=mem, offset=0)
     frames = [np.ndarray(shape, np.uint8, buffer=mem, offset=_HEADER_BYTES + i * size) for i in range(buffers)]
     return header, frames
 
@@ -145,6 +145,7 @@ class FrameQueue:
         self._conn.send((slot, index))
         self._in_flight.append(index)
         self._sent += 1
+        self._header[_SENT] = self._sent  # for the consumer's adaptive overload (see _adapt)
         depth = self.depth()
         if depth > self._max_depth:
             self._max_depth = depth
@@ -199,6 +200,10 @@ class FrameQueueReader:
 
     def buffer(self, index: int) -> np.ndarray:
         return self._buffers[index]
+
+    def depth(self) -> int:
+        """Frames the capture loop has handed over that this side has not taken yet."""
+        return int(self._header[_SENT] - self._header[_RELEASED])
 
     def release(self, index: int) -> None:
         """Give a frame's buffer back once it is no longer read (buffers come back in order)."""

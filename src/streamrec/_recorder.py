@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._adapt import Adaptation
 from ._config import DEFAULT_FEATURES, EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
 from ._dataset import FileIndex, Layout, WorkLock, build_info, write_json_atomic
 from ._encoder import EncoderWorker, EpisodeEnd, VideoEpisode, rebuild_video_file
@@ -66,6 +67,8 @@ class CameraReport:
     encoded_while_recording: int = 0
     """PNG path with batches of one: frames encoded, at idle priority, before the episode was
     saved; saving encoded the rest from the PNGs."""
+    adaptations: tuple[Adaptation, ...] = ()
+    """Faster settings this camera moved to since the previous episode (`adapt_on_overload`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,7 @@ class DatasetRecorder:
         encoder_threads: int | None = None,
         encoder_queue_maxsize: int = 30,
         queue_full_policy: str | QueueFullPolicy = QueueFullPolicy.DROP,
+        adapt_on_overload: bool = False,
         video_files_size_in_mb: float = 200.0,
         data_files_size_in_mb: float = 100.0,
         chunks_size: int = 1000,
@@ -216,6 +220,9 @@ class DatasetRecorder:
             encoder_queue_maxsize: Frames each camera queue holds.
             queue_full_policy: "drop" (default: never wait, count and repeat the previous frame)
                 or "block" (wait for the encoder; for offline conversion).
+            adapt_on_overload: Streaming only: a camera whose queue stays over a third full moves
+                to a faster setting before frames are dropped (fewer threads at once, a faster
+                preset or codec from its next episode); see `CameraReport.adaptations`.
             video_files_size_in_mb, data_files_size_in_mb, chunks_size: File rollover limits.
             batch_encoding_size: With streaming_encoding=False, encode the PNGs of this many
                 episodes at once (must be 1 when streaming).
@@ -232,7 +239,8 @@ class DatasetRecorder:
             root=Path(root), fps=fps, features=parse_features(features), robot_type=robot_type,
             streaming_encoding=streaming_encoding, camera_encoder=camera_encoder or EncoderConfig(),
             encoder_threads=encoder_threads, encoder_queue_maxsize=encoder_queue_maxsize,
-            queue_full_policy=policy, video_files_size_in_mb=video_files_size_in_mb,
+            queue_full_policy=policy, adapt_on_overload=adapt_on_overload,
+            video_files_size_in_mb=video_files_size_in_mb,
             data_files_size_in_mb=data_files_size_in_mb, chunks_size=chunks_size,
             batch_encoding_size=batch_encoding_size, encoder_timeout_s=encoder_timeout_s,
         )
@@ -273,6 +281,7 @@ class DatasetRecorder:
         encoder_threads: int | None = None,
         encoder_queue_maxsize: int = 30,
         queue_full_policy: str | QueueFullPolicy = QueueFullPolicy.DROP,
+        adapt_on_overload: bool = False,
         batch_encoding_size: int = 1,
         encoder_timeout_s: float = 30.0,
     ) -> DatasetRecorder:
@@ -300,7 +309,7 @@ class DatasetRecorder:
             root=root, fps=info["fps"], features=existing.features, robot_type=info.get("robot_type"),
             streaming_encoding=streaming_encoding, camera_encoder=camera_encoder or existing.camera_encoder,
             encoder_threads=encoder_threads, encoder_queue_maxsize=encoder_queue_maxsize, queue_full_policy=policy,
-            video_files_size_in_mb=info.get("video_files_size_in_mb", 200.0),
+            adapt_on_overload=adapt_on_overload, video_files_size_in_mb=info.get("video_files_size_in_mb", 200.0),
             data_files_size_in_mb=info.get("data_files_size_in_mb", 100.0), chunks_size=info.get("chunks_size", 1000),
             batch_encoding_size=batch_encoding_size, encoder_timeout_s=encoder_timeout_s)
         rec = cls(config)
@@ -468,7 +477,7 @@ class DatasetRecorder:
                 to_timestamp=None if v is None else (v.from_frame + v.frames) / fps,
                 flush_s=None if v is None else v.flush_s, append_s=None if v is None else v.append_s,
                 encoder=None if v is None else v.encoders[0].encoder if v.encoders else self.encoders[name],
-                fallbacks=() if v is None else v.fallbacks,
+                fallbacks=() if v is None else v.fallbacks, adaptations=() if v is None else v.adaptations,
                 encoded_while_recording=ends[name].encoded_while_recording)
         return EpisodeReport(episode_index=e, frames=n, duration_s=n / fps, tasks=episode_tasks, cameras=cameras,
                              save_s=time.perf_counter() - t0, videos_pending=not videos, encoded_episodes=encoded)
@@ -679,6 +688,8 @@ class DatasetRecorder:
         files[v.file] = self._encoders[name][0]
         for fallback in v.fallbacks:
             log.warning("%s: %s; episode %d has every frame%s", name, fallback, v.episode_index, where)
+        for adaptation in v.adaptations:
+            log.warning("episode %d: %s", v.episode_index, adaptation)
 
     def _start_workers(self) -> None:
         for f in self._video_features:

@@ -117,6 +117,9 @@ class DatasetSection:
     """On Ctrl-C / SIGTERM, save the open episode as it is instead of discarding it."""
     queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
     """When an encoder queue is full: drop (count it, repeat the previous frame) or block (wait)."""
+    adapt_on_overload: bool = False
+    """Streaming: a camera whose encoder queue stays over a third full moves to a faster setting before
+    frames are dropped (fewer threads at once, a faster preset or codec from its next episode)."""
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
@@ -438,13 +441,13 @@ class Recording:
                     camera_encoder=None if ds.camera_encoder == EncoderConfig() else ds.camera_encoder,
                     streaming_encoding=ds.streaming_encoding, encoder_threads=ds.encoder_threads,
                     encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
-                    batch_encoding_size=ds.video_encoding_batch_size)
+                    adapt_on_overload=ds.adapt_on_overload, batch_encoding_size=ds.video_encoding_batch_size)
             else:
                 rec = DatasetRecorder.create(
                     ds.root, ds.fps, features, robot_type=ds.robot_type, streaming_encoding=ds.streaming_encoding,
                     camera_encoder=ds.camera_encoder, encoder_threads=ds.encoder_threads,
                     encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
-                    batch_encoding_size=ds.video_encoding_batch_size)
+                    adapt_on_overload=ds.adapt_on_overload, batch_encoding_size=ds.video_encoding_batch_size)
         except _Stopped:
             self._close_display()
             for source in self.sources:

@@ -1,0 +1,105 @@
+"""Adaptive overload (`adapt_on_overload=True`): a camera that cannot keep up moves to a faster setting.
+
+Runs inside the camera's encoder process, which sees how many frames wait in its queue. When
+more than a third of the queue stays full for HOLD_S, the encoder is losing ground and frames
+will soon be dropped. Then it takes the first of these steps that is left:
+
+1. Fewer codec threads, at once. Threads only change how the work is shared out, not the
+   stream, so the episode goes on in a new encoder instance whose first frame is a keyframe, just
+   as at an episode boundary. It is a step only when the cameras together start more threads
+   than there are CPUs: one SVT-AV1 thread per camera used 13.5 instead of 16.3 ms of CPU per
+   1280x720 frame here.
+2. A faster preset, from the next episode (`_codecs.faster_encoder`).
+3. A faster codec, from the next episode.
+
+Steps 2 and 3 change the stream's parameters, and one MP4 holds one set of them, so the next
+episode starts a new file. Every step is reported with the episode (`CameraReport.adaptations`).
+A camera never steps back within a recording: a machine that was overloaded once is likely to be
+again, and a setting that flips back and forth would give a dataset of many small files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+HOLD_S = 0.3
+"""How long the queue must stay above its high-water mark before a step is taken. With the default
+queue of 30 frames at 30 fps, an encoder that stops altogether fills it in one second: the mark
+(10 frames) plus this leaves about half a second for a step to take effect before frames drop. A
+new encoder instance's first frame took ~0.1 s at 1280x720 here."""
+SETTLE_S = 2.0
+"""After a step that applies at once, time for the queue to drain before the next is judged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Adaptation:
+    """A camera moved to a faster setting because its encoder queue stayed above its high-water mark."""
+
+    camera: str
+    at_frame: int
+    """Frame of the episode at which it was decided."""
+    change: str
+    """What changed, e.g. "encoder_threads auto -> 1" or "libsvtav1 preset 12 -> libx264 preset veryfast"."""
+    effective: Literal["now", "next episode"]
+    queue_depth: int
+    """Frames waiting when it was decided."""
+    queue_size: int
+
+    def __str__(self) -> str:
+        when = "from this frame on" if self.effective == "now" else "from the next episode (in a new file)"
+        return (f"{self.camera}: encoder queue at {self.queue_depth}/{self.queue_size} for {HOLD_S:g} s at "
+                f"frame {self.at_frame}: {self.change}, {when}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"at_frame": self.at_frame, "change": self.change, "effective": self.effective,
+                "queue_depth": self.queue_depth, "queue_size": self.queue_size}
+
+
+class OverloadWatch:
+    """Says when a queue has stayed above its high-water mark (a third of it) for HOLD_S."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue_size = queue_size
+        self.high_water = max(1, queue_size // 3)
+        self._above_since: float | None = None
+        self._quiet_until = -math.inf
+
+    def reset(self) -> None:
+        """A new episode: what the queue did before says nothing about the new encoder."""
+        self._above_since = None
+        self._quiet_until = -math.inf
+
+    def overloaded(self, depth: int, now: float) -> bool:
+        """Called after each frame with the frames still waiting; True once per hold above the mark."""
+        if depth <= self.high_water or now < self._quiet_until:
+            self._above_since = None
+            return False
+        if self._above_since is None:
+            self._above_since = now
+            return False
+        if now - self._above_since < HOLD_S:
+            return False
+        self._above_since = None
+        return True
+
+    def settle(self, now: float) -> None:
+        """A step that applies at once was taken: let the queue drain before judging again."""
+        self._quiet_until = now + SETTLE_S
+
+
+def fewer_threads(current: int | None, cpus: int, cameras: int) -> int | None:
+    """The thread count to step down to, or None when fewer threads would not help.
+
+    A codec left to decide (None) starts about one thread per CPU, in every camera.
+    """
+    share = max(1, cpus // max(1, cameras))
+    threads = cpus if current is None else current
+    if cameras * threads <= cpus or threads <= share:
+        return None
+    return share
+
+
+def describe_threads(threads: int | None) -> str:
+    return "auto" if threads is None else str(threads)
