@@ -9,11 +9,11 @@ from pathlib import Path
 
 import av
 import pytest
+from utils import episodes, frames_of_episode, id_frame, read_id
 
 from streamrec import ConfigError, DatasetRecorder, EncoderConfig, verify
 from streamrec._adapt import HOLD_S, SETTLE_S, OverloadWatch, fewer_threads
 from streamrec._codecs import compiled_in, faster_encoder, open_codec
-from tests.utils import episodes, frames_of_episode, id_frame, read_id
 
 H, W = 240, 320
 _CRF = 1

@@ -365,6 +365,45 @@ def test_add_frame_copies_the_image(tmp_path):
     check_identity(tmp_path / "ds", [6])
 
 
+def test_frames_filled_into_frame_buffer_land_in_their_rows(tmp_path):
+    """One camera fills the queue's shared memory in place, the other is copied; both paths, 2 episodes."""
+    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), camera_encoder=H264, queue_full_policy="block")
+    top, wrist = CAMS
+    ident = 0
+    for n in (7, 5):
+        for _ in range(n):
+            frame = frame_for(ident, 0, float(ident))
+            buf = rec.frame_buffer(top)
+            assert rec.frame_buffer(top) is buf  # the same one until it is added
+            np.copyto(buf, frame[top])  # a driver decoding into the given array
+            frame[top] = buf
+            rec.add_frame(frame)
+            ident += 1
+        rec.save_episode()
+    holding = rec.frame_buffer(top)  # held past finalize: must not stop it
+    rec.finalize()
+    check_identity(tmp_path / "ds", [7, 5])
+    assert holding.shape == (H, W, 3)
+
+
+def test_frame_buffer_of_a_full_queue_is_dropped_like_any_frame(tmp_path):
+    rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(h=480, w=640), encoder_queue_maxsize=1,
+                                 camera_encoder=EncoderConfig(vcodec="libsvtav1", preset=4))
+    with pytest.raises(FrameError, match=r"frame_buffer\(\): 'observation.images.side' is not a camera of this "
+                                         r"dataset; the cameras are \['observation.images.top', "):
+        rec.frame_buffer("observation.images.side")
+    for i in range(40):
+        frame = {c: rec.frame_buffer(c) for c in CAMS}
+        for c in CAMS:
+            frame[c][:] = i
+        rec.add_frame(frame | {"observation.state": np.zeros(6, np.float32), "action": np.zeros(6, np.float32),
+                               "task": "t"})
+    report = rec.save_episode()
+    rec.finalize()
+    assert all(c.dropped > 0 for c in report.cameras.values())  # preset 4 at 640x480 cannot take 40 at once
+    assert [e["length"] for e in episodes(tmp_path / "ds")] == [40]
+
+
 def test_encoder_processes_are_demoted_and_gone_after_finalize(tmp_path):
     rec = DatasetRecorder.create(tmp_path / "ds", FPS, features(), queue_full_policy="block")
     pids = {cam: rec._workers[cam].pid for cam in CAMS}

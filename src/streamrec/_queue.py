@@ -19,6 +19,7 @@ ring). When every buffer is in use the queue is full and the policy decides: dro
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import mmap
@@ -106,6 +107,10 @@ class FrameQueue:
         """Buffers sent and not yet known to be released, oldest first (released in this order)."""
         self._free = list(range(self._n - 1, -1, -1))
         """Free buffers; the last one is the one freed most recently."""
+        self._lent: int | None = None
+        """A free buffer handed out by `lend()` for the caller to fill in place; not in `_free`."""
+        self._scratch: np.ndarray | None = None
+        """Lent instead when every buffer is in use: filled, then dropped by `offer` as usual."""
         self._frames_in = 0
         self._frames_dropped = 0
         self._max_depth = 0
@@ -119,13 +124,33 @@ class FrameQueue:
         os.close(self._reader_fd)
         os.close(self._memory_fd)
 
+    def lend(self) -> np.ndarray:
+        """A buffer to fill with the next frame in place, so that `offer` need not copy it.
+
+        The same buffer until it is offered. When every buffer is in use it is a scratch array,
+        whose frame `offer` then drops (or, blocking, copies once there is room).
+        """
+        if self._lent is None:
+            self._reclaim()
+            if not self._free:
+                if self._scratch is None:
+                    self._scratch = np.empty(self._shape, np.uint8)
+                return self._scratch
+            self._lent = self._free.pop()
+        return self._buffers[self._lent]
+
     def offer(self, slot: int, frame: np.ndarray) -> bool:
         """Queue a copy of `frame` for video slot `slot`; False when it was dropped.
 
         A copy because camera drivers reuse their buffers; taken only once there is room, so a
-        dropped frame costs nothing.
+        dropped frame costs nothing. A frame filled into the buffer from `lend()` is not copied.
         """
         self._frames_in += 1
+        lent = self._lent
+        if lent is not None and frame is self._buffers[lent]:
+            self._lent = None
+            self._send(slot, lent)
+            return True
         self._reclaim()
         if not self._free:
             if self.policy is QueueFullPolicy.DROP:
@@ -142,6 +167,10 @@ class FrameQueue:
                 self._reclaim()
         index = self._free.pop()
         np.copyto(self._buffers[index], frame)
+        self._send(slot, index)
+        return True
+
+    def _send(self, slot: int, index: int) -> None:
         self._conn.send((slot, index))
         self._in_flight.append(index)
         self._sent += 1
@@ -149,7 +178,6 @@ class FrameQueue:
         depth = self.depth()
         if depth > self._max_depth:
             self._max_depth = depth
-        return True
 
     def _reclaim(self) -> None:
         """Move the buffers the consumer released since the last look to the free list."""
@@ -178,7 +206,8 @@ class FrameQueue:
         """Hang up: the encoder sees end of input. The memory goes when both sides unmap it."""
         self._conn.close()
         del self._header, self._buffers  # views must go before the map can close
-        self._mem.close()
+        with contextlib.suppress(BufferError):  # a buffer from lend() still held: unmapped when it goes
+            self._mem.close()
 
 
 class FrameQueueReader:

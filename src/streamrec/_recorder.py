@@ -360,6 +360,26 @@ class DatasetRecorder:
         self._task_of_row.append(task)
         self._frames += 1
 
+    def frame_buffer(self, camera: str) -> np.ndarray:
+        """Shared memory to put the camera's next image in, so that `add_frame` need not copy it.
+
+        Fill it in place (`cap.read(image=buf)` with OpenCV, `np.copyto(buf, image)`, a driver
+        that decodes into a given array) and pass this very array to `add_frame`, which then
+        only tells the encoder where it is. It saves the copy `add_frame` otherwise makes (about
+        0.15 ms per 640x480 image here). The same array is returned until it has been added; do
+        not write to it after `add_frame` (the encoder reads it). When the camera's queue is full
+        it is a private array, and `add_frame` drops that frame as it would any other.
+
+        Raises:
+            FrameError: `camera` is not one of the dataset's video features.
+        """
+        self._check_usable()
+        worker = self._workers.get(camera)
+        if worker is None:
+            raise FrameError(f"frame_buffer(): {camera!r} is not a camera of this dataset; the cameras are "
+                             f"{sorted(self._workers)}")
+        return worker.queue.lend()
+
     def save_episode(self, progress: ProgressCallback | None = None) -> EpisodeReport:
         """Complete the open episode.
 
