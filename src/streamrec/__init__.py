@@ -1,5 +1,6 @@
 """streamrec: record multi-camera robot datasets (LeRobot v3.0) with streaming video encoding."""
 
+from ._bench import BenchReport, bench
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._fallback import EncoderFallback
@@ -13,6 +14,7 @@ from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
 __version__ = "0.1.0"
 
 __all__ = [
+    "BenchReport",
     "CameraInfo",
     "CameraReport",
     "CameraSource",
@@ -40,6 +42,7 @@ __all__ = [
     "VerifyReport",
     "WorkerError",
     "__version__",
+    "bench",
     "info",
     "probe",
     "repair",
