@@ -48,7 +48,7 @@ from ._recorder import DatasetRecorder
 SUSTAIN_MARGIN = 1.10
 """A setting keeps up when it encodes at least this many times the required rate per camera. The 10 %
 covers what a few seconds of measurement do not show: other programs waking up, the control loop's
-own bursts, a warmer machine later in the day."""
+own bursts."""
 HEADROOM_TIE = 0.05
 """Settings whose headroom is within this much of each other (5 % of the machine) count as equally
 cheap: the one with the slower preset of its own encoder (better quality per byte) ranks first."""
@@ -73,16 +73,16 @@ FRAMES_MEMORY_BYTES = 256 * 2**20
 """Prepared frames, over all cameras, are kept under this (between 8 and 60 frames per camera)."""
 _OVERHEAD_GUESS_S = 1.2
 """Time of a trial beyond its feeding (encoder processes starting, the save, finalize, clean-up)
-until one has been measured: ~0.7 s for 3 cameras 640x480 here, with margin."""
+until one has been measured: 0.7-1.1 s for 3 cameras 640x480 here on a quiet moment."""
 _RESERVE_S = 0.3
 """Kept at the end of the budget for ranking and cleaning up."""
 
 # The grid. Per encoder family the presets worth comparing, fastest first: for SVT-AV1, 12 is
-# streamrec's default and the fastest one meant for real time; 10 and 8 are steps that cost clearly
-# more CPU for better quality (8 took ~6x the CPU of 12 per 640x480 frame here). For x264 and x265,
-# ultrafast is the cheapest and veryfast the usual real-time choice; x265 gets only ultrafast (its
-# others cost several times SVT-AV1's CPU). Hardware encoders run at their default preset: the
-# work is on the device, the CPU cost is the colour conversion.
+# streamrec's default; 10 and 8 are steps that cost clearly more CPU for better quality (8 took ~6x
+# the CPU of 12 per 640x480 frame here). For x264 and x265, ultrafast is the cheapest and veryfast
+# the usual real-time choice; x265 gets only ultrafast (its default preset took ~4x the CPU of
+# SVT-AV1 preset 12 per frame in `streamrec probe` here). Hardware encoders run at their default
+# preset: the work is on the device, the CPU cost is the colour conversion.
 _PRESETS: dict[str, tuple[int | str | None, ...]] = {
     "SVT-AV1": (12, 10, 8),
     "x264": ("ultrafast", "veryfast"),
@@ -389,7 +389,7 @@ def footage_frames(folder: Path, cameras: int, width: int, height: int) -> dict[
             frames = []
             with av.open(str(clip)) as container:
                 stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
+                stream.thread_type = "AUTO"  # before the clock starts, but the budget counts it
                 for frame in container.decode(stream):
                     if (frame.width, frame.height) != (width, height):
                         frame = frame.reformat(width=width, height=height)
