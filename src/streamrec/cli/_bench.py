@@ -256,7 +256,8 @@ def render(report: BenchReport, console: Console, plot: Path | None = None) -> N
         runs = ("measured once (the budget left no time to repeat it)" if t.runs < 2 else
                 f"worse of {t.runs} trials: " + ", ".join(f"{f:.1f}" for f in t.fps_runs) + " fps per camera")
         console.print(f"  {runs}")
-        console.print(f"  streamrec record {rec.record_flags} ...")
+        # One line whatever the terminal's width, so that it copies as it is.
+        console.print(f"  streamrec record {rec.record_flags} ...", soft_wrap=True)
         extra = []
         if rec.disk_mb_per_episode is not None:
             extra.append(f"{report.seconds:g} s episodes: ~{rec.disk_mb_per_episode:.1f} MB per camera on disk")
