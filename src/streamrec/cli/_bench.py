@@ -310,7 +310,7 @@ def write_plot(report: BenchReport, path: Path, pyplot: Any) -> None:
     for i, share in enumerate(shares):
         bottom.annotate(f"{share:.0f} %", (i, share), ha="center", va="bottom", fontsize=8)
     bottom.axhline(100, color="tab:red", label=f"all {report.cpus} core(s)")
-    bottom.set_ylim(0, 1.15 * max(100.0, *shares))
+    bottom.set_ylim(0, 1.15 * max([100.0, *shares]))
     bottom.set_ylabel(f"CPU at {report.fps} fps, % of the machine")
     bottom.legend(loc="best")
     bottom.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
