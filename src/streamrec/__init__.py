@@ -1,6 +1,7 @@
 """streamrec: record multi-camera robot datasets (LeRobot v3.0) with streaming video encoding."""
 
 from ._adapt import Adaptation
+from ._bench import BenchReport, bench
 from ._config import EncoderConfig, QueueFullPolicy
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from ._fallback import EncoderFallback
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adaptation",
+    "BenchReport",
     "CameraInfo",
     "CameraReport",
     "CameraSource",
@@ -42,6 +44,7 @@ __all__ = [
     "VerifyReport",
     "WorkerError",
     "__version__",
+    "bench",
     "info",
     "probe",
     "repair",

@@ -8,7 +8,7 @@ import logging
 import sys
 
 # Each module defines add_parser(subparsers) and sets `run` (args -> exit code) as a default.
-_SUBCOMMANDS = ("_record", "_verify", "_info", "_repair", "_probe")
+_SUBCOMMANDS = ("_record", "_verify", "_info", "_repair", "_probe", "_bench")
 
 
 def main(argv: list[str] | None = None) -> int:
