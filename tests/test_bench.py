@@ -11,6 +11,7 @@ from utils import FOOTAGE
 
 from streamrec import ConfigError, bench
 from streamrec._bench import (
+    ENOUGH_HEADROOM,
     HEADROOM_TIE,
     Setting,
     TrialResult,
@@ -65,12 +66,16 @@ def test_record_flags_are_what_record_parses() -> None:
 
 def test_rank() -> None:
     cheap = trial("libx264", "ultrafast", headroom=0.80)
-    near = trial("libx264", "veryfast", headroom=0.80 - HEADROOM_TIE / 2)  # as cheap, within the tie: better preset
+    near = trial("libx264", "veryfast", headroom=0.80 - HEADROOM_TIE / 2)
     svt = trial("libsvtav1", 12, headroom=0.40)
-    slow_fast = trial("libsvtav1", 10, fps=25.0, headroom=0.1, sustainable=False)
-    slow = trial("libsvtav1", 8, fps=9.0, headroom=-0.5, sustainable=False)
+    svt_slower = trial("libsvtav1", 10, headroom=ENOUGH_HEADROOM)  # enough headroom: the better stream first
+    tight = trial("libsvtav1", 8, headroom=0.15)
+    tight_x264 = trial("libx264", "veryfast", 2, headroom=0.15 + HEADROOM_TIE / 2)  # tied: slower preset first
+    slow_fast = trial("libsvtav1", 10, 2, fps=25.0, headroom=0.1, sustainable=False)
+    slow = trial("libsvtav1", 8, 2, fps=9.0, headroom=-0.5, sustainable=False)
     failed = trial("h264_nvenc", None, None, fps=0.0, headroom=None, sustainable=False, error="no device")
-    assert rank([failed, slow, svt, cheap, slow_fast, near]) == [near, cheap, svt, slow_fast, slow, failed]
+    assert rank([failed, slow, svt, cheap, tight_x264, slow_fast, near, tight, svt_slower]) == [
+        svt_slower, svt, near, cheap, tight, tight_x264, slow_fast, slow, failed]
 
 
 def test_merge_keeps_the_worse_run() -> None:

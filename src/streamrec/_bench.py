@@ -15,8 +15,9 @@ then saves the episode, and measures:
   of the machine's cores is the headroom for the control loop.
 
 A setting keeps up ("sustainable") when its rate is at least `SUSTAIN_MARGIN` times the required
-one. Settings that keep up are ranked by headroom; unsustainable ones follow, by rate. The top
-one is the recommendation, with the exact `streamrec record` flags.
+one. Among those that also leave `ENOUGH_HEADROOM` of the machine, the best stream wins: AV1 before
+HEVC before H.264, then the slower preset; the rest that keep up follow by headroom, and the
+unsustainable ones by rate. The top one is the recommendation, with the exact `streamrec record` flags.
 
 Everything fits a time budget (probe and frame preparation included): the trials share it, and
 settings that would not fit are dropped, least promising first, and reported as dropped.
@@ -52,6 +53,12 @@ own bursts."""
 HEADROOM_TIE = 0.05
 """Settings whose headroom is within this much of each other (5 % of the machine) count as equally
 cheap: the one with the slower preset of its own encoder (better quality per byte) ranks first."""
+ENOUGH_HEADROOM = 0.25
+"""Headroom past which more is not worth a worse stream: ranking by CPU alone picked x264 ultrafast
+here every time (92 % headroom, three times the bytes of veryfast at the same crf), over SVT-AV1
+preset 12 with 64 %."""
+_CODEC_QUALITY = {"av1": 0, "hevc": 1, "h264": 2}
+"""Stream codecs by compression at equal quality, best first."""
 WARM_UP_S = 0.5
 """Start of each trial left out of the measurement: encoder start-up, queues filling."""
 MIN_TRIAL_S = 2.0
@@ -330,10 +337,14 @@ def recommended_queue(fps: int, cameras: int, frame_bytes: int, available_bytes:
 
 
 def rank(trials: Sequence[TrialResult]) -> list[TrialResult]:
-    """Sustainable first, by headroom (ties within HEADROOM_TIE: slower preset first), then the
-    others by rate, then the failed ones."""
-    ok = sorted((t for t in trials if t.sustainable), key=lambda t: -(t.headroom or 0.0))
-    ranked: list[TrialResult] = []
+    """Sustainable with ENOUGH_HEADROOM first, best stream first (codec, then slower preset); then
+    the other sustainable ones by headroom (ties within HEADROOM_TIE: slower preset first); then the
+    others by rate; then the failed ones."""
+    enough = sorted((t for t in trials if t.sustainable and (t.headroom or 0.0) >= ENOUGH_HEADROOM),
+                    key=lambda t: (_CODEC_QUALITY.get(ENCODERS[t.setting.encoder].stream_codec, 9),
+                                   -t.setting.quality_rank, -(t.headroom or 0.0)))
+    ok = sorted((t for t in trials if t.sustainable and t not in enough), key=lambda t: -(t.headroom or 0.0))
+    ranked: list[TrialResult] = list(enough)
     while ok:
         top = ok[0].headroom or 0.0
         tied = [t for t in ok if (t.headroom or 0.0) >= top - HEADROOM_TIE]
