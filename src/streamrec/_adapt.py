@@ -1,16 +1,17 @@
 """Adaptive overload (`adapt_on_overload=True`): a camera that cannot keep up moves to a faster setting.
 
 Runs inside the camera's encoder process, which sees how many frames wait in its queue. When
-more than a third of the queue stays full for HOLD_S, the encoder is losing ground and frames
-will soon be dropped. Then it takes the first of these steps that is left:
+more than a third of the queue stays full, the encoder is losing ground and frames will soon be
+dropped. Then it takes the first of these steps that is left:
 
-1. Fewer codec threads, at once. Threads only change how the work is shared out, not the
+1. Fewer codec threads, at once, after HOLD_S above the mark. Threads only change how the work is shared out, not the
    stream, so the episode goes on in a new encoder instance whose first frame is a keyframe, just
    as at an episode boundary. It is a step only when the cameras together start more threads
    than there are CPUs: one SVT-AV1 thread per camera used 13.5 instead of 16.3 ms of CPU per
    1280x720 frame here.
-2. A faster preset, from the next episode (`_codecs.faster_encoder`).
-3. A faster codec, from the next episode.
+2. A faster preset, from the next episode (`_codecs.faster_encoder`), once the queue has been above
+   the mark for NEXT_EPISODE_AFTER_S in all during the episode.
+3. A faster codec, from the next episode, the same way.
 
 Steps 2 and 3 change the stream's parameters, and one MP4 holds one set of them, so the next
 episode starts a new file. Every step is reported with the episode (`CameraReport.adaptations`).
@@ -24,6 +25,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+NEXT_EPISODE_AFTER_S = 1.0
+"""Time above the mark, summed over the episode, before a step for the next episode is chosen. It
+cannot help the episode being recorded, so it waits longer than HOLD_S: a second's burst of other
+work on the machine does not change the camera's codec for the rest of the recording."""
 HOLD_S = 0.3
 """How long the queue must stay above its high-water mark before a step is taken. With the default
 queue of 30 frames at 30 fps, an encoder that stops altogether fills it in one second: the mark
@@ -48,9 +53,12 @@ class Adaptation:
     queue_size: int
 
     def __str__(self) -> str:
-        when = "from this frame on" if self.effective == "now" else "from the next episode (in a new file)"
-        return (f"{self.camera}: encoder queue at {self.queue_depth}/{self.queue_size} for {HOLD_S:g} s at "
-                f"frame {self.at_frame}: {self.change}, {when}")
+        if self.effective == "now":
+            why, when = f"for {HOLD_S:g} s", "from this frame on"
+        else:
+            why, when = f"for {NEXT_EPISODE_AFTER_S:g} s of the episode", "from the next episode (in a new file)"
+        return (f"{self.camera}: encoder queue over a third full {why} ({self.queue_depth}/{self.queue_size} at "
+                f"frame {self.at_frame}): {self.change}, {when}")
 
     def to_dict(self) -> dict[str, object]:
         return {"at_frame": self.at_frame, "change": self.change, "effective": self.effective,
@@ -58,24 +66,31 @@ class Adaptation:
 
 
 class OverloadWatch:
-    """Says when a queue has stayed above its high-water mark (a third of it) for HOLD_S."""
+    """Watches a queue's depth against its high-water mark (a third of it)."""
 
     def __init__(self, queue_size: int) -> None:
         self.queue_size = queue_size
         self.high_water = max(1, queue_size // 3)
         self._above_since: float | None = None
         self._quiet_until = -math.inf
+        self._last_above: float | None = None
+        self.above_s = 0.0
+        """Time above the mark in this episode (not counting the settling after a step)."""
 
     def reset(self) -> None:
         """A new episode: what the queue did before says nothing about the new encoder."""
-        self._above_since = None
+        self._above_since = self._last_above = None
         self._quiet_until = -math.inf
+        self.above_s = 0.0
 
     def overloaded(self, depth: int, now: float) -> bool:
-        """Called after each frame with the frames still waiting; True once per hold above the mark."""
+        """Called after each frame with the frames still waiting; True once per HOLD_S above the mark."""
         if depth <= self.high_water or now < self._quiet_until:
-            self._above_since = None
+            self._above_since = self._last_above = None
             return False
+        if self._last_above is not None:
+            self.above_s += now - self._last_above
+        self._last_above = now
         if self._above_since is None:
             self._above_since = now
             return False

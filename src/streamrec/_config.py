@@ -180,10 +180,11 @@ class RecorderConfig:
     encoder_queue_maxsize: int = 30
     """Frames each camera's encoder queue holds before the full-queue policy applies."""
     queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
-    adapt_on_overload: bool = False
-    """Streaming only: a camera whose encoder queue stays over a third full (0.3 s) moves to
-    a faster setting before frames are dropped: fewer codec threads at once, then a faster preset or
-    codec from its next episode (in a new MP4). Each change is in `CameraReport.adaptations`."""
+    adapt_on_overload: bool = True
+    """A camera whose encoder queue stays over a third full (0.3 s) moves to a faster setting before
+    frames are dropped: fewer codec threads at once, then a faster preset or codec from its next
+    episode (in a new MP4). Each change is in `CameraReport.adaptations`. False keeps the settings
+    fixed. Streaming only: the PNG path does not encode while recording, except with idle CPU."""
     video_files_size_in_mb: float = 200.0
     data_files_size_in_mb: float = 100.0
     chunks_size: int = 1000
@@ -213,9 +214,6 @@ class RecorderConfig:
             raise bad("queue_full_policy", f"must be one of {[p.value for p in QueueFullPolicy]}")
         if not isinstance(self.adapt_on_overload, bool):
             raise bad("adapt_on_overload", "must be True or False")
-        if self.adapt_on_overload and not self.streaming_encoding:
-            raise bad("adapt_on_overload", "applies to streaming encoding only (with streaming_encoding=False "
-                      "frames are written as PNGs and never wait for the encoder); set it False")
         for name in ("video_files_size_in_mb", "data_files_size_in_mb"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

@@ -43,7 +43,7 @@ from typing import Any
 import av
 import numpy as np
 
-from ._adapt import Adaptation, OverloadWatch, describe_threads, fewer_threads
+from ._adapt import NEXT_EPISODE_AFTER_S, Adaptation, OverloadWatch, describe_threads, fewer_threads
 from ._codecs import faster_encoder
 from ._config import EncoderConfig, Feature, RecorderConfig
 from ._dataset import FileIndex, Layout
@@ -253,6 +253,8 @@ class _CameraEncoder:
         """A faster setting adaptive overload chose, taken at the next episode."""
         self._adaptations: list[Adaptation] = []
         """Reported with the next saved episode."""
+        self._fastest = False
+        """No faster setting is left (adaptive overload stops looking)."""
 
     def open_episode(self, threads: int | None = None) -> None:
         """`threads`: codec threads for this episode (default: `encoder_threads`)."""
@@ -282,27 +284,31 @@ class _CameraEncoder:
         self._next_slot += 1
 
     def watch_queue(self, depth: int) -> None:
-        """Streaming with `adapt`: called after each frame with the frames still waiting."""
-        if self._watch is None or self._codec is None or not self._watch.overloaded(depth, time.monotonic()):
+        """Streaming with `adapt`: called after each frame with the frames still waiting (see _adapt)."""
+        if self._watch is None or self._codec is None:
             return
         spec = self._spec
-        threads = fewer_threads(self._threads, len(os.sched_getaffinity(0)), spec.cameras)
-        if threads is not None:
-            change = f"encoder_threads {describe_threads(self._threads)} -> {threads}"
-            self._codec.restart(threads)
-            self._threads = threads
-            self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "now", depth, spec.queue_size))
-            self._watch.settle(time.monotonic())
-            return
-        if self._next_encoder is None:
+        if self._watch.overloaded(depth, time.monotonic()):
+            threads = fewer_threads(self._threads, len(os.sched_getaffinity(0)), spec.cameras)
+            if threads is not None:
+                change = f"encoder_threads {describe_threads(self._threads)} -> {threads}"
+                self._codec.restart(threads)
+                self._threads = threads
+                self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "now", depth,
+                                                    spec.queue_size))
+                self._watch.settle(time.monotonic())
+                return
+        if self._watch.above_s >= NEXT_EPISODE_AFTER_S and self._next_encoder is None and not self._fastest:
             now = self._chain[0]
             faster = faster_encoder(now)
-            if faster is not None:
-                self._next_encoder = faster
-                change = f"{now.encoder} preset {now.effective_preset} -> {faster.encoder} preset " \
-                         f"{faster.effective_preset}" + (f" crf {faster.crf}" if faster.crf != now.crf else "")
-                self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "next episode", depth,
-                                                    spec.queue_size))
+            if faster is None:
+                self._fastest = True
+                return
+            self._next_encoder = faster
+            change = f"{now.encoder} preset {now.effective_preset} -> {faster.encoder} preset " \
+                     f"{faster.effective_preset}" + (f" crf {faster.crf}" if faster.crf != now.crf else "")
+            self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "next episode", depth,
+                                                spec.queue_size))
 
     def finish_episode(self, frames: int, episode_index: int) -> VideoEpisode:
         if self._last_frame is None:
@@ -745,7 +751,8 @@ class EncoderWorker:
                            spilled_threads=max(1, len(os.sched_getaffinity(0)) // len(config.video_features)),
                            fallbacks=encoders[1:],
                            pre_encode=not config.streaming_encoding and config.batch_encoding_size == 1,
-                           adapt=config.adapt_on_overload, queue_size=config.encoder_queue_maxsize,
+                           adapt=config.adapt_on_overload and config.streaming_encoding,
+                           queue_size=config.encoder_queue_maxsize,
                            cameras=len(config.video_features))
         self._timeout_s = config.encoder_timeout_s
         self._process: subprocess.Popen | None = None

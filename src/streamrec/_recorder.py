@@ -197,7 +197,7 @@ class DatasetRecorder:
         encoder_threads: int | None = None,
         encoder_queue_maxsize: int = 30,
         queue_full_policy: str | QueueFullPolicy = QueueFullPolicy.DROP,
-        adapt_on_overload: bool = False,
+        adapt_on_overload: bool = True,
         video_files_size_in_mb: float = 200.0,
         data_files_size_in_mb: float = 100.0,
         chunks_size: int = 1000,
@@ -220,9 +220,10 @@ class DatasetRecorder:
             encoder_queue_maxsize: Frames each camera queue holds.
             queue_full_policy: "drop" (default: never wait, count and repeat the previous frame)
                 or "block" (wait for the encoder; for offline conversion).
-            adapt_on_overload: Streaming only: a camera whose queue stays over a third full moves
-                to a faster setting before frames are dropped (fewer threads at once, a faster
-                preset or codec from its next episode); see `CameraReport.adaptations`.
+            adapt_on_overload: A camera whose queue stays over a third full moves to a faster
+                setting before frames are dropped (fewer threads at once, a faster preset or
+                codec from its next episode); see `CameraReport.adaptations`. False keeps the
+                settings fixed. Streaming only (the PNG path does not encode while recording).
             video_files_size_in_mb, data_files_size_in_mb, chunks_size: File rollover limits.
             batch_encoding_size: With streaming_encoding=False, encode the PNGs of this many
                 episodes at once (must be 1 when streaming).
@@ -281,7 +282,7 @@ class DatasetRecorder:
         encoder_threads: int | None = None,
         encoder_queue_maxsize: int = 30,
         queue_full_policy: str | QueueFullPolicy = QueueFullPolicy.DROP,
-        adapt_on_overload: bool = False,
+        adapt_on_overload: bool = True,
         batch_encoding_size: int = 1,
         encoder_timeout_s: float = 30.0,
     ) -> DatasetRecorder:

@@ -117,9 +117,10 @@ class DatasetSection:
     """On Ctrl-C / SIGTERM, save the open episode as it is instead of discarding it."""
     queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
     """When an encoder queue is full: drop (count it, repeat the previous frame) or block (wait)."""
-    adapt_on_overload: bool = False
+    adapt_on_overload: bool = True
     """Streaming: a camera whose encoder queue stays over a third full moves to a faster setting before
-    frames are dropped (fewer threads at once, a faster preset or codec from its next episode)."""
+    frames are dropped (fewer threads at once, a faster preset or codec from its next episode); false
+    keeps the settings fixed."""
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
