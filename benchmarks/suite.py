@@ -3,14 +3,15 @@
 Parts (`--only` picks some, comma-separated):
 
 - `throughput`: per reference workload, the raw encoder limit (a bare PyAV encode loop per
-  camera, all cameras at once, `throughput.raw_limit`), streamrec fed as fast as it takes frames
+  camera, all cameras at once, `throughput.raw_limit`; at the priority of streamrec's encoder
+  processes, and again at the default priority), streamrec fed as fast as it takes frames
   (`block`), and streamrec's sustainable throughput: the highest paced fps with no drop at the
-  default `drop` policy (`throughput.sustainable`), with both ratios to the limit;
+  default `drop` policy (`throughput.sustainable`), with both ratios to the first limit;
 - `realtime`: the reference workloads (3 x 640x480, 2 x 1280x720, 2 x 1920x1080, all at 30 fps)
   recorded in real time on the streaming and PNG paths (`record.realtime`): add_frame p99, late
   ticks, frames kept, drops, save_episode time, peak RSS, CPU, bytes per camera-minute, and the
   PSNR of the decoded video against the source frame each row was fed;
-- `scaling`: many short episodes in one dataset (2 x 640x480, `block` so none is dropped, paced
+- `scaling`: 100 episodes of 1 s in one dataset (2 x 640x480, `block` so none is dropped, paced
   at 30 fps), save_episode time and the cost of appending each episode (packets into the MP4,
   rows and metadata into the journal) at episodes 1, 10 and 100, on both paths.
 
