@@ -32,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -53,7 +54,7 @@ FPS = 30
 # encoding each at this machine's rates.
 SETTINGS = {
     "full": {"raw_frames": {640: 600, 1280: 300, 1920: 150}, "step_s": 8.0, "max_steps": 7,
-             "seconds": 10.0, "episodes": 2, "psnr_stride": 1,
+             "seconds": 20.0, "episodes": 2, "psnr_stride": 1,
              "scaling_episodes": 100, "scaling_seconds": 1.0},
     "quick": {"raw_frames": {640: 60, 1280: 30, 1920: 20}, "step_s": 2.0, "max_steps": 3,
               "seconds": 3.0, "episodes": 1, "psnr_stride": 5,
@@ -156,26 +157,29 @@ def run_scaling(spec: dict) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"episodes": len(episodes), "frames_per_episode": frames, "finalize_ms": round(finalize_ms, 1),
-            "summary": _scaling_summary(episodes),
             "per_episode": {k: [round(ep[k], 2) for ep in episodes] for k in episodes[0]}}
 
 
-def _scaling_summary(episodes: list[dict]) -> dict:
-    """Each cost at episodes 1, 10 and the last; the median of the first and last ten (episode 1
-    left out: it creates the files); the least-squares slope in ms per 100 episodes."""
-    n = len(episodes)
+def scaling_summary(per_episode: dict[str, list[float]]) -> dict:
+    """Each cost at episodes 1, 10 and 100 (or the last), its largest, the medians of the first
+    and last ten (episode 1 left out: it creates the files), and the Theil-Sen slope (median of
+    the slopes between every two episodes, so that one slow save on a busy machine does not tilt
+    it) in ms per 100 episodes."""
     out = {}
     for key in ("save_ms", "mp4_append_ms", "journal_ms"):
-        v = np.array([ep[key] for ep in episodes])
+        v = np.array(per_episode[key], dtype=float)
+        n = len(v)
         at = {str(i): round(float(v[i - 1]), 2) for i in (1, 10, 100) if i <= n}
         at[str(n)] = round(float(v[-1]), 2)
         head, tail = v[1:11], v[max(1, n - 10):]
-        x = np.arange(2, n + 1)
-        slope = float(np.polyfit(x, v[1:], 1)[0]) * 100 if n > 2 else None
-        out[key] = {"at_episode": at, "median_first_10": round(float(np.median(head)), 2),
+        x = np.arange(1, n)  # episodes 2..n
+        i, j = np.triu_indices(len(x), 1)
+        slopes = (v[1:][j] - v[1:][i]) / (x[j] - x[i])
+        out[key] = {"at_episode": at, "max": round(float(v.max()), 2), "episode_of_max": int(v.argmax()) + 1,
+                    "median_first_10": round(float(np.median(head)), 2),
                     "median_last_10": round(float(np.median(tail)), 2),
                     "ratio_last_to_first_10": round(float(np.median(tail) / np.median(head)), 2),
-                    "slope_ms_per_100_episodes": None if slope is None else round(slope, 2)}
+                    "slope_ms_per_100_episodes": round(float(np.median(slopes)) * 100, 2) if len(slopes) else None}
     return out
 
 
@@ -215,9 +219,28 @@ def plan(parts: list[str], mode: str, footage: Path, workloads: list[str] | None
     return items
 
 
+def _busy_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (every process, ours or not)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_one(item: dict, timeout_s: float) -> dict:
-    """One measurement in a fresh process: none inherits another's threads, memory or children."""
+    """One measurement in a fresh process: none inherits another's threads, memory or children.
+
+    Also how busy the rest of the machine was meanwhile: CPU time used by every process less
+    the measurement's own (its process and the encoders and encode loops it waited for), in
+    cores, averaged over the measurement. On this shared machine that is the figure to read
+    the others beside.
+    """
     t = time.perf_counter()
+    busy0, ours0 = _busy_s(), _children_s()
     try:
         out = subprocess.run([sys.executable, __file__, "--one", json.dumps(item)], capture_output=True, text=True,
                              timeout=timeout_s)
@@ -226,7 +249,9 @@ def run_one(item: dict, timeout_s: float) -> dict:
     if out.returncode:
         return {"error": f"exit status {out.returncode}", "stderr_tail": out.stderr[-3000:]}
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["run_s"] = round(time.perf_counter() - t, 1)
+    wall = time.perf_counter() - t
+    result["run_s"] = round(wall, 1)
+    result["other_work_cores"] = round(max(0.0, (_busy_s() - busy0) - (_children_s() - ours0)) / wall, 2)
     return result
 
 
@@ -344,6 +369,7 @@ def _throughput_row(key: dict, found: list) -> str:
         _cells(found, lambda r: _f1(r["sustainable"]["fps_per_camera"])),
         _cells(found, lambda r: _f1(r["sustainable"]["frames_per_s"])),
         _cells(found, lambda r: _pct(r["sustainable_ratio"])),
+        _cells(found, lambda r: _f1(r.get("other_work_cores"))),
     ]
     return f"| {workload_name(key['cameras'], key['width'], key['height'])} | " + " | ".join(cells) + " |"
 
@@ -372,6 +398,7 @@ def _realtime_row(key: dict, found: list) -> str:
         _cells(found, cpu),
         _cells(found, lambda r: _f1(r["mb_per_camera_minute_all"])),
         _cells(found, quality),
+        _cells(found, lambda r: _f1(r.get("other_work_cores"))),
     ]
     return (f"| {workload_name(key['cameras'], key['width'], key['height'])} | {key['path']} | "
             + " | ".join(cells) + " |")
@@ -381,10 +408,11 @@ def _scaling_rows(key: dict, found: list) -> list[str]:
     out = []
     for cost, what in (("save_ms", "save_episode"), ("mp4_append_ms", "MP4 append (slowest camera)"),
                        ("journal_ms", "rows + metadata into the journal")):
-        summary = [None if r is None else r["summary"][cost] for r in found]
+        summary = [None if r is None else scaling_summary(r["per_episode"])[cost] for r in found]
         cells = [_cells(summary, lambda s, i=i: _f1(s["at_episode"].get(i))) for i in ("1", "10", "100")]
         cells.append(_cells(summary, lambda s: f"{s['median_first_10']:.1f} → {s['median_last_10']:.1f}"))
         cells.append(_cells(summary, lambda s: _f1(s["slope_ms_per_100_episodes"])))
+        cells.append(_cells(summary, lambda s: f"{s['max']:.0f} (#{s['episode_of_max']})"))
         out.append(f"| {key['path']} | {what} | " + " | ".join(cells) + " |")
     return out
 
@@ -397,22 +425,24 @@ def tables(runs: list[dict]) -> str:
     if keys:
         lines += ["| workload | raw encoder limit (frames/s) | same, default priority | streamrec `block`, fed as "
                   "fast as it takes (frames/s) | ratio | sustainable at `drop`: highest fps per camera with 0 drops "
-                  "| × cameras (frames/s) | ratio |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| × cameras (frames/s) | ratio | other work (cores) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [_throughput_row(k, [_find(run, "throughput", k) for run in runs]) for k in keys]
         lines.append("")
     keys = _keys(runs, "realtime")
     if keys:
         lines += ["| workload | path | add_frame p50, p99 (ms) | ticks late | rows kept / expected "
                   "| dropped per camera | save_episode per episode (ms) | peak RSS capture, largest encoder (MB) "
-                  "| CPU capture, encoders (% of a core) | MB per camera-minute | PSNR mean/min per camera (dB) |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| CPU capture, encoders (% of a core) | MB per camera-minute | PSNR mean/min per camera (dB) "
+                  "| other work (cores) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [_realtime_row(k, [_find(run, "realtime", k) for run in runs]) for k in keys]
         lines.append("")
     keys = _keys(runs, "scaling")
     if keys:
         lines += ["| path | cost (ms) | episode 1 | episode 10 | episode 100 | median, first → last 10 "
-                  "| slope (ms per 100 episodes) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| slope (ms per 100 episodes) | largest (episode) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for k in keys:
             lines += _scaling_rows(k, [_find(run, "scaling", k) for run in runs])
         lines.append("")
