@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
+
+# The benchmark suite (benchmarks/suite.py): ~25 min on this project's 2-core machine; results
+# in benchmarks/results/suite-<root|nocap>.json and a Markdown table. `make bench ARGS=--quick`
+# for a smoke run of a few minutes.
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/suite.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) datasets/demo
