@@ -45,11 +45,16 @@ def cap_sys_nice() -> bool:
 
 def paced_episode(rec: DatasetRecorder, video: dict[str, list[np.ndarray]], arrays: dict[str, np.ndarray],
                   fps: float, frames: int, start: int, add_ms: list[float],
-                  after_add: Callable[[int], None] | None = None) -> tuple[int, float]:
+                  after_add: Callable[[int], None] | None = None, fill_ms: list[float] | None = None
+                  ) -> tuple[int, float]:
     """Feed `frames` rows at `fps`, sleeping to each tick; source frame of row k is
     (start + k) modulo the clip. Appends each add_frame time to `add_ms` and calls
     `after_add(k)` after row k, if given; returns the ticks that came more than half a period
-    late and the loop's wall time."""
+    late and the loop's wall time.
+
+    With `fill_ms`, each camera image is first put into `rec.frame_buffer()` (standing in for a
+    driver that decodes into a given array; the time goes to `fill_ms`), so add_frame does not copy.
+    """
     period = 1.0 / fps
     n_src = len(next(iter(video.values())))
     late = 0
@@ -61,7 +66,16 @@ def paced_episode(rec: DatasetRecorder, video: dict[str, list[np.ndarray]], arra
         elif delay < -period / 2:
             late += 1
         j = i % n_src
-        frame = {f"observation.images.{c}": v[j] for c, v in video.items()}
+        if fill_ms is None:
+            frame = {f"observation.images.{c}": v[j] for c, v in video.items()}
+        else:
+            t = time.perf_counter()
+            frame = {}
+            for c, v in video.items():
+                key = f"observation.images.{c}"
+                frame[key] = rec.frame_buffer(key)
+                np.copyto(frame[key], v[j])
+            fill_ms.append((time.perf_counter() - t) * 1e3)
         frame["observation.state"] = arrays["observation.state"][j % len(arrays["observation.state"])]
         frame["action"] = arrays["action"][j % len(arrays["action"])]
         frame["task"] = TASK
@@ -143,7 +157,7 @@ def realtime(*, footage: Path = FOOTAGE, cams: int = 3, width: int = 640, height
              seconds: float = 20.0, episodes: int = 2, streaming: bool = True, vcodec: str = "libsvtav1",
              preset: int | str | None = None, extra_options: dict | None = None, encoder_threads: int | None = None,
              queue: int = 30, policy: str = "drop", keep: Path | None = None, psnr_stride: int = 1,
-             source_frames: int | None = None) -> dict:
+             source_frames: int | None = None, zero_copy: bool = False, adapt: bool = True) -> dict:
     """Record `episodes` x `seconds` in real time and measure it (see the module docstring)."""
     names = cameras(cams)
     n_load = source_frames or frames_for(width, height, cams=cams)
@@ -155,9 +169,10 @@ def realtime(*, footage: Path = FOOTAGE, cams: int = 3, width: int = 640, height
                                  streaming_encoding=streaming,
                                  camera_encoder=EncoderConfig(vcodec=vcodec, preset=preset, extra_options=extra),
                                  encoder_threads=encoder_threads, encoder_queue_maxsize=queue,
-                                 queue_full_policy=policy)
+                                 queue_full_policy=policy, adapt_on_overload=adapt)
     per_episode = round(seconds * fps)
     add_ms: list[float] = []
+    fill_ms: list[float] | None = [] if zero_copy else None
     late_ticks = 0
     saves: list[EpisodeReport] = []
     starts: list[int] = []
@@ -167,7 +182,7 @@ def realtime(*, footage: Path = FOOTAGE, cams: int = 3, width: int = 640, height
     wall0 = time.perf_counter()
     for e in range(episodes):
         starts.append(e * per_episode)
-        late, _ = paced_episode(rec, video, arrays, fps, per_episode, starts[-1], add_ms)
+        late, _ = paced_episode(rec, video, arrays, fps, per_episode, starts[-1], add_ms, fill_ms=fill_ms)
         late_ticks += late
         saves.append(rec.save_episode())
     wall = time.perf_counter() - wall0
@@ -196,9 +211,14 @@ def realtime(*, footage: Path = FOOTAGE, cams: int = 3, width: int = 640, height
         "workload": {"cameras": cams, "resolution": f"{width}x{height}", "fps": fps, "episodes": episodes,
                      "seconds": seconds, "path": "streaming" if streaming else "png", "vcodec": vcodec,
                      "preset": preset, "extra_options": extra, "encoder_threads": encoder_threads,
-                     "encoder_queue_maxsize": queue, "queue_full_policy": policy, "source_frames": n_load},
-        "add_frame_ms": {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3),
-                         "max": round(float(a.max()), 2)},
+                     "encoder_queue_maxsize": queue, "queue_full_policy": policy, "source_frames": n_load,
+                     "frames_into": "frame_buffer() (zero copy)" if zero_copy else "add_frame (copied)",
+                     "adapt_on_overload": adapt},
+        "add_frame_ms": _percentiles(a),
+        # Zero copy: the camera's part, filling the buffers (a copy here, a driver's decode in a robot).
+        "frame_buffer_fill_ms": None if fill_ms is None else _percentiles(np.array(fill_ms)),
+        "adaptations": [f"episode {s.episode_index}: {x}" for s in saves for c in s.cameras.values()
+                        for x in c.adaptations],
         "ticks_late": late_ticks,
         "rows_recorded": sum(s.frames for s in saves),
         "rows_expected": expected,
@@ -232,6 +252,11 @@ def realtime(*, footage: Path = FOOTAGE, cams: int = 3, width: int = 640, height
     return result
 
 
+def _percentiles(a: np.ndarray) -> dict[str, float]:
+    return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3),
+            "max": round(float(a.max()), 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--footage", type=Path, default=FOOTAGE)
@@ -250,6 +275,8 @@ def main() -> None:
     ap.add_argument("--policy", default="drop", choices=("drop", "block"))
     ap.add_argument("--psnr-stride", type=int, default=1, help="compare every Nth decoded frame with its source")
     ap.add_argument("--keep", type=Path, default=None, help="record here and keep the dataset")
+    ap.add_argument("--zero-copy", action="store_true", help="fill rec.frame_buffer() instead of passing images")
+    ap.add_argument("--fixed", action="store_true", help="adapt_on_overload=False")
     args = ap.parse_args()
     if not args.footage.exists():
         sys.exit(f"footage not found at {args.footage}; pass --footage")
@@ -259,7 +286,7 @@ def main() -> None:
                       preset=preset,
                       extra_options={"svtav1-params": args.svtav1_params} if args.svtav1_params else None,
                       encoder_threads=args.encoder_threads, queue=args.queue, policy=args.policy, keep=args.keep,
-                      psnr_stride=args.psnr_stride)
+                      psnr_stride=args.psnr_stride, zero_copy=args.zero_copy, adapt=not args.fixed)
     print(json.dumps(result, indent=2))
 
 
