@@ -134,7 +134,8 @@ def run_scaling(spec: dict) -> dict:
     work = Path(tempfile.mkdtemp(prefix="streamrec-scaling-"))
     root = work / "ds"
     rec = DatasetRecorder.create(root, FPS, features(names, 640, 480), robot_type="aloha",
-                                 streaming_encoding=spec["path"] == "streaming", queue_full_policy="block")
+                                 streaming_encoding=spec["path"] == "streaming", queue_full_policy="block",
+                                 adapt_on_overload=False)  # one setting throughout: the cost of size alone
     journal = rec._journal = _TimedJournal(rec._journal)  # benchmark instrumentation, not API
     frames = round(spec["seconds"] * FPS)
     episodes = []

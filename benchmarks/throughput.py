@@ -108,8 +108,9 @@ def streamrec_rate(folder: Path, frames: int, vcodec: str, preset: str | None, c
     names = cameras(cams)
     source = load_video(folder, frames_for(width, height, cams=cams, most=150), names, (width, height))
     work = Path(tempfile.mkdtemp(prefix="streamrec-throughput-"))
+    # Fixed settings (no adaptive overload): the same settings as the bare loop it is compared with.
     rec = DatasetRecorder.create(work / "ds", FPS, features(names, width, height, robot=False),
-                                 queue_full_policy="block",
+                                 queue_full_policy="block", adapt_on_overload=False,
                                  camera_encoder=EncoderConfig(vcodec=vcodec, preset=_preset(preset)))
     t = time.perf_counter()
     for i in range(frames):
@@ -144,7 +145,8 @@ def sustainable(folder: Path, vcodec: str, preset: str | None, cams: int = 3, wi
     video, arrays = load_footage(folder, frames_for(width, height, cams=cams), names, (width, height))
     work = Path(tempfile.mkdtemp(prefix="streamrec-sustainable-"))
     rec = DatasetRecorder.create(work / "ds", FPS, features(names, width, height), encoder_queue_maxsize=queue,
-                                 camera_encoder=EncoderConfig(vcodec=vcodec, preset=_preset(preset)))
+                                 camera_encoder=EncoderConfig(vcodec=vcodec, preset=_preset(preset)),
+                                 adapt_on_overload=False)  # the limit of these settings, not of faster ones
     steps = []
     good: dict | None = None
     bad: dict | None = None
