@@ -93,6 +93,25 @@ def test_both_paths_write_the_same_dataset_schema(tmp_path):
         assert {k: v for k, v in ra.items() if "stats/" not in k} == {k: v for k, v in rb.items() if "stats/" not in k}
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_both_paths_encode_the_same_video(tmp_path, batch):
+    """Frames read back from PNGs must reach the encoder as the camera's arrays do: same colour
+    range (else they convert as full range in a limited-range stream) and no picture type (else
+    every one is coded as a keyframe). One x264 thread is deterministic: the packets must match."""
+    lengths = [10, 13]
+    one = EncoderConfig(vcodec="libx264", preset="ultrafast")
+    record(tmp_path / "stream", lengths, encoder=one, encoder_threads=1)
+    record(tmp_path / "png", lengths, encoder=one, encoder_threads=1, streaming_encoding=False,
+           batch_encoding_size=batch)
+    for cam in CAMS:
+        videos = []
+        for root in (tmp_path / "stream", tmp_path / "png"):
+            with av.open(str(root / "videos" / cam / "chunk-000" / "file-000.mp4")) as c:
+                videos.append([(bytes(p), p.is_keyframe) for p in c.demux(video=0) if p.size])
+        assert len(videos[0]) == sum(lengths)
+        assert videos[1] == videos[0], cam
+
+
 def test_png_path_drops_are_counted_and_repeat_the_previous_frame(tmp_path):
     # A one-frame queue fed as fast as possible while large frames are compressed: the same
     # policy and counters as the streaming path apply at the hand-off.

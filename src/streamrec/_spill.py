@@ -135,7 +135,16 @@ def read_png(path: Path, decoder: av.CodecContext) -> av.VideoFrame:
     if len(frames) != 1:
         raise WorkerError(f"{path}: not a readable PNG ({len(frames)} frames decoded)")
     frame = frames[0]
-    return frame if frame.format.name == "rgb24" else frame.reformat(format="rgb24")
+    if frame.format.name != "rgb24":
+        frame = frame.reformat(format="rgb24")
+    # As a camera's array arrives in the streaming path (`VideoFrame.from_ndarray`). The decoder
+    # marks its pictures full range, which made the conversion to the stream's yuv420p treat them
+    # as full range in a limited-range stream (33 instead of 44-47 dB at 1280x720), and intra, which
+    # made the encoder code every frame as a keyframe (twice the bytes).
+    frame.color_range = 0  # unspecified
+    frame.colorspace = 2  # unspecified
+    frame.pict_type = 0  # none: the encoder decides
+    return frame
 
 
 def _fsync_dir(path: Path) -> None:
