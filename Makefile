@@ -25,7 +25,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 
-# The benchmark suite (benchmarks/suite.py): ~25 min on this project's 2-core machine; results
+# The benchmark suite (benchmarks/suite.py): 15-20 min on this project's 2-core machine; results
 # in benchmarks/results/suite-<root|nocap>.json and a Markdown table. `make bench ARGS=--quick`
 # for a smoke run of a few minutes.
 bench: $(VENV)/.installed

@@ -19,7 +19,7 @@ Each measurement runs in a fresh process, one after the other. The JSON goes to
 `benchmarks/results/suite-<label>.json` (`-quick` added with `--quick`), rewritten after each
 measurement; the label is `root` (CAP_SYS_NICE, as record.py detects it) or `nocap`.
 
-    .venv/bin/python benchmarks/suite.py                    # everything (~25 min here)
+    .venv/bin/python benchmarks/suite.py                    # everything (15-20 min here)
     .venv/bin/python benchmarks/suite.py --quick --only throughput,scaling
     capsh --drop=cap_sys_nice -- -c '.venv/bin/python benchmarks/suite.py'
     .venv/bin/python benchmarks/suite.py --table benchmarks/results/suite-root.json benchmarks/results/suite-nocap.json
