@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ._adapt import Adaptation
 from ._config import DEFAULT_FEATURES, EncoderConfig, Feature, QueueFullPolicy, RecorderConfig, parse_features
@@ -257,6 +259,7 @@ class DatasetRecorder:
             write_json_atomic(rec._layout.info, build_info(config, total_episodes=0, total_frames=0, total_tasks=0,
                                                            encoders=rec._first_encoders()))
             rec._start_workers()
+            rec._warm_up_tables()
         except BaseException:
             rec._stop_workers()
             if rec._lock:
@@ -326,6 +329,7 @@ class DatasetRecorder:
         try:
             rec._choose_encoders()
             rec._start_workers()
+            rec._warm_up_tables()
         except BaseException:
             rec._stop_workers()
             rec._lock.release()
@@ -711,6 +715,19 @@ class DatasetRecorder:
             log.warning("%s: %s; episode %d has every frame%s", name, fallback, v.episode_index, where)
         for adaptation in v.adaptations:
             log.warning("episode %d: %s", v.episode_index, adaptation)
+
+    def _warm_up_tables(self) -> None:
+        """Build one row as an episode's are built and write it to memory.
+
+        pyarrow's first table and first parquet write in a process cost ~40 ms once (measured
+        here: 7.9 and 32.7 ms, against 0.3 and 2-10 ms afterwards); this moves them out of the first
+        save_episode().
+        """
+        columns = {f.name: ([""] if f.dtype == "string" else np.zeros((1, *f.shape), np.dtype(f.dtype)))
+                   for f in self._table_features}
+        rows = episode_table(self._table_features, columns, episode_index=0, first_index=0,
+                             task_indices=np.zeros(1, np.int64), fps=self.config.fps)
+        pq.write_table(rows, pa.BufferOutputStream(), row_group_size=1)
 
     def _start_workers(self) -> None:
         for f in self._video_features:
