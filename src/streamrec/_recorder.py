@@ -371,9 +371,10 @@ class DatasetRecorder:
         Fill it in place (`cap.read(image=buf)` with OpenCV, `np.copyto(buf, image)`, a driver
         that decodes into a given array) and pass this very array to `add_frame`, which then
         only tells the encoder where it is. It saves the copy `add_frame` otherwise makes (three
-        640x480 images: add_frame p50 0.24 instead of 0.78 ms, p99 0.40 instead of 1.21 ms here). The same array is returned until it has been added; do
-        not write to it after `add_frame` (the encoder reads it). When the camera's queue is full
-        it is a private array, and `add_frame` drops that frame as it would any other.
+        640x480 images: add_frame p50 0.24 instead of 0.78 ms, p99 0.40 instead of 1.21 ms here).
+        The same array is returned until it has been added; do not write to it after `add_frame`
+        (the encoder reads it). When the camera's queue is full it is a private array, and
+        `add_frame` drops that frame as it would any other.
 
         Raises:
             FrameError: `camera` is not one of the dataset's video features.

@@ -197,6 +197,7 @@ def test_records_synthetic_cameras(tmp_path: Path) -> None:
     assert [e["frames"] for e in figures["episodes"]] == [ep["length"] for ep in eps]
     for e in figures["episodes"]:
         assert set(e["dropped"]) == {"observation.images.top", "observation.images.wrist"}
+        assert set(e["adaptations"]) <= set(e["dropped"])  # cameras that stepped up, with what and when
         assert e["save_s"] > 0 and 0 < e["add_frame_p50_ms"] <= e["add_frame_p99_ms"]
         assert e["frames"] + e["late_ticks"] == FPS
 

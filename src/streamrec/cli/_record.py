@@ -266,6 +266,8 @@ class EpisodeFigures:
         return {"episode_index": self.report.episode_index if self.report else None, "frames": self.frames,
                 "ticks": self.ticks, "partial": self.partial, "late_ticks": self.late_ticks,
                 "dropped": {name: c.dropped for name, c in cameras.items()},
+                "adaptations": {name: [a.to_dict() for a in c.adaptations] for name, c in cameras.items()
+                                if c.adaptations},
                 "save_s": round(self.report.save_s, 4) if self.report else None,
                 "add_frame_p50_ms": None if p50 is None else round(p50, 3),
                 "add_frame_p99_ms": None if p99 is None else round(p99, 3), **display}
