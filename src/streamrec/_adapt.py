@@ -1,4 +1,4 @@
-"""Adaptive overload (`adapt_on_overload=True`): a camera that cannot keep up moves to a faster setting.
+"""Adaptive overload (`adapt_on_overload`, on by default): a camera that cannot keep up moves to a faster setting.
 
 Runs inside the camera's encoder process, which sees how many frames wait in its queue. When
 more than a third of the queue stays full, the encoder is losing ground and frames will soon be
