@@ -1,4 +1,5 @@
-"""The camera input the benchmarks share: the ALOHA simulation clip beside the repository.
+"""What the benchmarks share: the camera input (the ALOHA simulation clip beside the repository)
+and the paced capture loop that feeds it to a recorder.
 
 Its cameras are 640x480. For larger workloads (1280x720, 1920x1080) the frames are upscaled,
 once, before anything is timed (bicubic, through PyAV/libswscale). Upscaled footage is smoother
@@ -11,7 +12,10 @@ that changes nothing an encoder cares about.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -74,3 +78,62 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     d = np.subtract(a, b, dtype=np.int16).ravel()
     mse = float(np.einsum("i,i->", d, d, dtype=np.int64)) / d.size  # exact, and 5x faster than float math
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def parse_preset(text: str | None) -> int | str | None:
+    """A --preset flag's value: SVT-AV1's presets are numbers, x264's are names."""
+    return int(text) if text is not None and text.lstrip("-").isdigit() else text
+
+
+def cap_sys_nice() -> bool:
+    """Whether this process may raise priorities (root, as robot computers often run, unless dropped)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 23 & 1)
+    return False
+
+
+def paced_episode(rec: Any, video: dict[str, list[np.ndarray]], arrays: dict[str, np.ndarray],
+                  fps: float, frames: int, start: int, add_ms: list[float],
+                  after_add: Callable[[int], None] | None = None, fill_ms: list[float] | None = None
+                  ) -> tuple[int, float]:
+    """Feed `frames` rows to `rec.add_frame` (streamrec's or LeRobot's) at `fps`, sleeping to each tick, as a
+    robot's capture loop does; source frame of row k is
+    (start + k) modulo the clip. Appends each add_frame time to `add_ms` and calls
+    `after_add(k)` after row k, if given; returns the ticks that came more than half a period
+    late and the loop's wall time.
+
+    With `fill_ms`, each camera image is first put into `rec.frame_buffer()` (standing in for a
+    driver that decodes into a given array; the time goes to `fill_ms`), so add_frame does not copy.
+    """
+    period = 1.0 / fps
+    n_src = len(next(iter(video.values())))
+    late = 0
+    t0 = next_tick = time.monotonic()
+    for i in range(start, start + frames):
+        delay = next_tick - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -period / 2:
+            late += 1
+        j = i % n_src
+        if fill_ms is None:
+            frame = {f"observation.images.{c}": v[j] for c, v in video.items()}
+        else:
+            t = time.perf_counter()
+            frame = {}
+            for c, v in video.items():
+                key = f"observation.images.{c}"
+                frame[key] = rec.frame_buffer(key)
+                np.copyto(frame[key], v[j])
+            fill_ms.append((time.perf_counter() - t) * 1e3)
+        frame["observation.state"] = arrays["observation.state"][j % len(arrays["observation.state"])]
+        frame["action"] = arrays["action"][j % len(arrays["action"])]
+        frame["task"] = TASK
+        t = time.perf_counter()
+        rec.add_frame(frame)
+        add_ms.append((time.perf_counter() - t) * 1e3)
+        if after_add is not None:
+            after_add(i - start)
+        next_tick += period
+    return late, time.monotonic() - t0

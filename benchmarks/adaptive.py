@@ -23,30 +23,17 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pyarrow.parquet as pq
-from _footage import FOOTAGE, load_footage
+from _footage import FOOTAGE, cap_sys_nice, features, load_footage, paced_episode, parse_preset
 
 from streamrec import DatasetRecorder, EncoderConfig
 
 CAMERAS = ("top", "angle")
 PSNR_EVERY = 15
-
-
-def _cap_sys_nice() -> bool:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> 23 & 1)
-    return False
-
-
-def _upscale(frames: list[np.ndarray], width: int, height: int) -> list[np.ndarray]:
-    return [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(width=width, height=height).to_ndarray()
-            for f in frames]
 
 
 def _psnr(root: Path, camera: str, fed: list[list[int]], video: list[np.ndarray], fps: int) -> float:
@@ -70,46 +57,22 @@ def _psnr(root: Path, camera: str, fed: list[list[int]], video: list[np.ndarray]
     return round(float(10 * np.log10(255**2 / np.mean(errors))), 2)
 
 
-def _preset(text: str | None) -> int | str | None:
-    return int(text) if text is not None and text.lstrip("-").isdigit() else text
-
-
 def run(adapt: bool, video: dict[str, list[np.ndarray]], arrays: dict[str, np.ndarray], args, workdir: Path) -> dict:
     height, width = video[CAMERAS[0]][0].shape[:2]
-    features = {f"observation.images.{c}": {"dtype": "video", "shape": [height, width, 3],
-                                           "names": ["height", "width", "channels"]} for c in CAMERAS}
-    features["observation.state"] = {"dtype": "float32", "shape": [14], "names": None}
-    features["action"] = {"dtype": "float32", "shape": [14], "names": None}
     root = workdir / ("adaptive" if adapt else "fixed")
     shutil.rmtree(root, ignore_errors=True)
-    rec = DatasetRecorder.create(root, args.fps, features, robot_type="aloha",
-                                 camera_encoder=EncoderConfig(vcodec=args.vcodec, preset=_preset(args.preset)),
+    rec = DatasetRecorder.create(root, args.fps, features(CAMERAS, width, height), robot_type="aloha",
+                                 camera_encoder=EncoderConfig(vcodec=args.vcodec, preset=parse_preset(args.preset)),
                                  encoder_queue_maxsize=args.queue, adapt_on_overload=adapt)
     n_src = len(video[CAMERAS[0]])
-    period = 1.0 / args.fps
     per_episode = round(args.seconds * args.fps)
-    add_ms, late, reports, fed = [], 0, [], []
-    i = 0
-    for _ in range(args.episodes):
-        sources = []
-        next_tick = time.monotonic()
-        for _ in range(per_episode):
-            delay = next_tick - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -period / 2:
-                late += 1
-            j = i % n_src
-            frame = {f"observation.images.{c}": video[c][j] for c in CAMERAS}
-            frame.update({k: v[j % len(v)] for k, v in arrays.items()}, task="insert the peg")
-            t = time.perf_counter()
-            rec.add_frame(frame)
-            add_ms.append((time.perf_counter() - t) * 1e3)
-            sources.append(j)
-            i += 1
-            next_tick += period
+    add_ms: list[float] = []
+    late, reports, fed = 0, [], []
+    for e in range(args.episodes):
+        start = e * per_episode
+        late += paced_episode(rec, video, arrays, args.fps, per_episode, start, add_ms)[0]
         reports.append(rec.save_episode())
-        fed.append(sources)
+        fed.append([(start + k) % n_src for k in range(per_episode)])
     rec.finalize()
     minutes = per_episode * args.episodes / args.fps / 60
     result = {
@@ -149,9 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.footage.exists():
         sys.exit(f"footage not found at {args.footage}; pass --footage")
-    raw, arrays = load_footage(args.footage, 150)
-    video = {c: _upscale(raw[c], args.width, args.height) for c in CAMERAS}
-    del raw
+    video, arrays = load_footage(args.footage, 150, CAMERAS, (args.width, args.height))
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-adaptive-"))
     runs = []
     try:
@@ -163,10 +124,10 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     kept = {a: [x["kept_total"] for x in runs if x["adapt_on_overload"] is a] for a in (False, True)}
     print(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "cap_sys_nice": _cap_sys_nice(), "load_avg_at_end": os.getloadavg()},
+        "machine": {"cpus": os.cpu_count(), "cap_sys_nice": cap_sys_nice(), "load_avg_at_end": os.getloadavg()},
         "workload": {"cameras": len(CAMERAS), "resolution": f"{args.width}x{args.height}", "fps": args.fps,
                      "episodes": args.episodes, "seconds": args.seconds, "vcodec": args.vcodec,
-                     "preset": _preset(args.preset), "queue": args.queue},
+                     "preset": parse_preset(args.preset), "queue": args.queue},
         "kept_ratio_adaptive_to_fixed": round(sum(kept[True]) / max(1, sum(kept[False])), 3),
         "runs": runs,
     }, indent=2))

@@ -25,67 +25,24 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 import psutil
-from _footage import FOOTAGE, TASK, cameras, features, frames_for, load_footage, psnr
+from _footage import (
+    FOOTAGE,
+    cameras,
+    cap_sys_nice,
+    features,
+    frames_for,
+    load_footage,
+    paced_episode,
+    parse_preset,
+    psnr,
+)
 
 from streamrec import DatasetRecorder, EncoderConfig, EpisodeReport
-
-
-def cap_sys_nice() -> bool:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> 23 & 1)
-    return False
-
-
-def paced_episode(rec: DatasetRecorder, video: dict[str, list[np.ndarray]], arrays: dict[str, np.ndarray],
-                  fps: float, frames: int, start: int, add_ms: list[float],
-                  after_add: Callable[[int], None] | None = None, fill_ms: list[float] | None = None
-                  ) -> tuple[int, float]:
-    """Feed `frames` rows at `fps`, sleeping to each tick; source frame of row k is
-    (start + k) modulo the clip. Appends each add_frame time to `add_ms` and calls
-    `after_add(k)` after row k, if given; returns the ticks that came more than half a period
-    late and the loop's wall time.
-
-    With `fill_ms`, each camera image is first put into `rec.frame_buffer()` (standing in for a
-    driver that decodes into a given array; the time goes to `fill_ms`), so add_frame does not copy.
-    """
-    period = 1.0 / fps
-    n_src = len(next(iter(video.values())))
-    late = 0
-    t0 = next_tick = time.monotonic()
-    for i in range(start, start + frames):
-        delay = next_tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        elif delay < -period / 2:
-            late += 1
-        j = i % n_src
-        if fill_ms is None:
-            frame = {f"observation.images.{c}": v[j] for c, v in video.items()}
-        else:
-            t = time.perf_counter()
-            frame = {}
-            for c, v in video.items():
-                key = f"observation.images.{c}"
-                frame[key] = rec.frame_buffer(key)
-                np.copyto(frame[key], v[j])
-            fill_ms.append((time.perf_counter() - t) * 1e3)
-        frame["observation.state"] = arrays["observation.state"][j % len(arrays["observation.state"])]
-        frame["action"] = arrays["action"][j % len(arrays["action"])]
-        frame["task"] = TASK
-        t = time.perf_counter()
-        rec.add_frame(frame)
-        add_ms.append((time.perf_counter() - t) * 1e3)
-        if after_add is not None:
-            after_add(i - start)
-        next_tick += period
-    return late, time.monotonic() - t0
 
 
 def encoder_peak_rss_mb() -> list[float]:
@@ -280,7 +237,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.footage.exists():
         sys.exit(f"footage not found at {args.footage}; pass --footage")
-    preset = None if args.preset is None else (int(args.preset) if args.preset.isdigit() else args.preset)
+    preset = parse_preset(args.preset)
     result = realtime(footage=args.footage, cams=args.cameras, width=args.width, height=args.height, fps=args.fps,
                       seconds=args.seconds, episodes=args.episodes, streaming=not args.png, vcodec=args.vcodec,
                       preset=preset,

@@ -30,18 +30,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-from _footage import CAMERAS, FOOTAGE, load_footage
+from _footage import CAMERAS, FOOTAGE, features, load_footage, paced_episode
 
 LEROBOT_PYTHON = Path(os.environ.get("LEROBOT_VENV", Path.home() / ".cache/streamrec-lerobot-venv")) / "bin/python"
-TASK = "insert the peg into the socket"
-
-
-def features() -> dict:
-    out = {f"observation.images.{c}": {"dtype": "video", "shape": [480, 640, 3],
-                                      "names": ["height", "width", "channels"]} for c in CAMERAS}
-    out["observation.state"] = {"dtype": "float32", "shape": [14], "names": None}
-    out["action"] = {"dtype": "float32", "shape": [14], "names": None}
-    return out
 
 
 def open_recorder(variant: str, root: Path, fps: int):
@@ -49,12 +40,12 @@ def open_recorder(variant: str, root: Path, fps: int):
     if variant.startswith("streamrec"):
         from streamrec import DatasetRecorder
 
-        return DatasetRecorder.create(root, fps, features(), robot_type="aloha",
+        return DatasetRecorder.create(root, fps, features(CAMERAS, 640, 480), robot_type="aloha",
                                       streaming_encoding=variant == "streamrec-streaming")
     from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    feats = {k: {**v, "shape": tuple(v["shape"])} for k, v in features().items()}
+    feats = {k: {**v, "shape": tuple(v["shape"])} for k, v in features(CAMERAS, 640, 480).items()}
     return LeRobotDataset.create(
         repo_id="bench/save_time", fps=fps, features=feats, root=root, robot_type="aloha", use_videos=True,
         image_writer_threads=4 * len(CAMERAS), rgb_encoder=RGBEncoderConfig(vcodec="libsvtav1", crf=30, g=2),
@@ -63,31 +54,13 @@ def open_recorder(variant: str, root: Path, fps: int):
 
 def run_variant(variant: str, footage: Path, fps: int, seconds: float, episodes: int) -> dict:
     video, arrays = load_footage(footage, 250)
-    n_src = len(video[CAMERAS[0]])
     workdir = Path(tempfile.mkdtemp(prefix="streamrec-save-time-"))
     rec = open_recorder(variant, workdir / "ds", fps)
-    period = 1.0 / fps
     per_episode = round(seconds * fps)
-    add_ms, save_s, late, reports = [], [], 0, []
-    i = 0
-    for _ in range(episodes):
-        next_tick = time.monotonic()
-        for _ in range(per_episode):
-            delay = next_tick - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -period / 2:
-                late += 1
-            j = i % n_src
-            frame = {f"observation.images.{c}": video[c][j] for c in CAMERAS}
-            frame["observation.state"] = arrays["observation.state"][j]
-            frame["action"] = arrays["action"][j]
-            frame["task"] = TASK
-            t = time.perf_counter()
-            rec.add_frame(frame)
-            add_ms.append((time.perf_counter() - t) * 1e3)
-            i += 1
-            next_tick += period
+    add_ms: list[float] = []
+    save_s, late, reports = [], 0, []
+    for e in range(episodes):
+        late += paced_episode(rec, video, arrays, fps, per_episode, e * per_episode, add_ms)[0]
         t = time.perf_counter()
         reports.append(rec.save_episode())
         save_s.append(time.perf_counter() - t)

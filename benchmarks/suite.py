@@ -124,8 +124,7 @@ class _TimedJournal:
 
 
 def run_scaling(spec: dict) -> dict:
-    from _footage import cameras, features, load_footage
-    from record import paced_episode
+    from _footage import cameras, features, load_footage, paced_episode
 
     from streamrec import DatasetRecorder
 
@@ -190,7 +189,7 @@ MEASUREMENTS = {"throughput": run_throughput, "realtime": run_realtime, "scaling
 # --- the run ---------------------------------------------------------------------------------
 
 def label() -> str:
-    from record import cap_sys_nice
+    from _footage import cap_sys_nice
 
     if cap_sys_nice():
         return "root" if os.geteuid() == 0 else "capsysnice"
@@ -297,7 +296,7 @@ def main() -> None:
     name = args.label or label()
     out_path = args.json or RESULTS / f"suite-{name}{'-quick' if args.quick else ''}.json"
     items = plan(parts, mode, footage, args.workloads.split(",") if args.workloads else None, args.paths.split(","))
-    from record import cap_sys_nice
+    from _footage import cap_sys_nice
 
     run = {"label": name, "mode": mode, "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
            "uptime_before": uptime(),

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from _footage import FOOTAGE, cameras, features, frames_for, load_footage, load_video
+from _footage import FOOTAGE, cameras, features, frames_for, load_footage, load_video, parse_preset
 
 FPS = 30
 
@@ -45,7 +45,7 @@ def raw_one(folder: Path, camera: str, frames: int, vcodec: str, preset: str | N
     from streamrec import EncoderConfig
     from streamrec._sched import demote_current_thread
 
-    config = EncoderConfig(vcodec=vcodec, preset=_preset(preset))
+    config = EncoderConfig(vcodec=vcodec, preset=parse_preset(preset))
     source = load_video(folder, source_frames, (camera,), size)[camera]
     if demoted:  # as streamrec's encoder processes do, before the codec starts its threads
         demote_current_thread(10)
@@ -66,10 +66,6 @@ def raw_one(folder: Path, camera: str, frames: int, vcodec: str, preset: str | N
         packets += len(ctx.encode(frame))
     packets += len(ctx.encode(None))
     print(json.dumps({"seconds": time.perf_counter() - t, "packets": packets}), flush=True)
-
-
-def _preset(preset: str | None) -> int | str | None:
-    return None if preset is None else int(preset) if preset.isdigit() else preset
 
 
 def raw_limit(folder: Path, frames: int, vcodec: str, preset: str | None, cams: int = 3, width: int = 640,
@@ -111,7 +107,7 @@ def streamrec_rate(folder: Path, frames: int, vcodec: str, preset: str | None, c
     # Fixed settings (no adaptive overload): the same settings as the bare loop it is compared with.
     rec = DatasetRecorder.create(work / "ds", FPS, features(names, width, height, robot=False),
                                  queue_full_policy="block", adapt_on_overload=False,
-                                 camera_encoder=EncoderConfig(vcodec=vcodec, preset=_preset(preset)))
+                                 camera_encoder=EncoderConfig(vcodec=vcodec, preset=parse_preset(preset)))
     t = time.perf_counter()
     for i in range(frames):
         rec.add_frame({f"observation.images.{c}": source[c][i % len(source[c])] for c in names} | {"task": "t"})
@@ -137,7 +133,7 @@ def sustainable(folder: Path, vcodec: str, preset: str | None, cams: int = 3, wi
     `queue`-frame queue fed faster than its encoder takes `queue / deficit` seconds to fill, so
     without it a step of a few seconds would pass rates the encoders cannot hold.
     """
-    from record import paced_episode
+    from _footage import paced_episode
 
     from streamrec import DatasetRecorder, EncoderConfig
 
@@ -145,7 +141,7 @@ def sustainable(folder: Path, vcodec: str, preset: str | None, cams: int = 3, wi
     video, arrays = load_footage(folder, frames_for(width, height, cams=cams), names, (width, height))
     work = Path(tempfile.mkdtemp(prefix="streamrec-sustainable-"))
     rec = DatasetRecorder.create(work / "ds", FPS, features(names, width, height), encoder_queue_maxsize=queue,
-                                 camera_encoder=EncoderConfig(vcodec=vcodec, preset=_preset(preset)),
+                                 camera_encoder=EncoderConfig(vcodec=vcodec, preset=parse_preset(preset)),
                                  adapt_on_overload=False)  # the limit of these settings, not of faster ones
     steps = []
     good: dict | None = None
