@@ -378,6 +378,7 @@ def test_frames_filled_into_frame_buffer_land_in_their_rows(tmp_path):
             np.copyto(buf, frame[top])  # a driver decoding into the given array
             frame[top] = buf
             rec.add_frame(frame)
+            assert rec._workers[top].queue._lent is None  # sent as it is: a copy would leave it lent
             ident += 1
         rec.save_episode()
     holding = rec.frame_buffer(top)  # held past finalize: must not stop it

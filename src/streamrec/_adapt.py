@@ -7,8 +7,8 @@ dropped. Then it takes the first of these steps that is left:
 1. Fewer codec threads, at once, after HOLD_S above the mark. Threads only change how the work is shared out, not the
    stream, so the episode goes on in a new encoder instance whose first frame is a keyframe, just
    as at an episode boundary. It is a step only when the cameras together start more threads
-   than there are CPUs: one SVT-AV1 thread per camera used 13.5 instead of 16.3 ms of CPU per
-   1280x720 frame here.
+   than there are CPUs: one SVT-AV1 thread used 14.7 and 13.9 instead of 18.3 and 17.7 ms of CPU
+   per 1280x720 frame of two cameras here (benchmarks/overload_steps.py).
 2. A faster preset, from the next episode (`_codecs.faster_encoder`), once the queue has been above
    the mark for NEXT_EPISODE_AFTER_S in all during the episode.
 3. A faster codec, from the next episode, the same way.

@@ -55,7 +55,7 @@ HEADROOM_TIE = 0.05
 cheap: the one with the slower preset of its own encoder (better quality per byte) ranks first."""
 ENOUGH_HEADROOM = 0.25
 """Headroom past which more is not worth a worse stream: ranking by CPU alone picked x264 ultrafast
-here every time (92 % headroom, three times the bytes of veryfast at the same crf), over SVT-AV1
+here every time (92 % headroom, 1.8 times the bytes of veryfast at the same crf), over SVT-AV1
 preset 12 with 64 %."""
 _CODEC_QUALITY = {"av1": 0, "hevc": 1, "h264": 2}
 """Stream codecs by compression at equal quality, best first."""

@@ -150,10 +150,10 @@ class Encoder:
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                  "veryslow", "placebo")
 ENCODERS: dict[str, Encoder] = {e.name: e for e in (
-    # Overload steps, measured on 1280x720 footage here (benchmarks/adaptive.py's notes): SVT-AV1
-    # preset 13 costs the same CPU as 12, so past 12 it goes to x264 veryfast, which took 7.3
-    # instead of 17.6 ms of CPU per frame; at crf 23 its PSNR (45.3 and 46.0 dB on two cameras) was
-    # at least SVT-AV1's at crf 30 (45.0 and 42.9 dB).
+    # Overload steps, measured on two 1280x720 footage cameras here (benchmarks/overload_steps.py):
+    # SVT-AV1 preset 13 costs the same CPU as 12, so past 12 it goes to x264 veryfast, which took
+    # 8.1 and 9.3 instead of 18.3 and 17.7 ms of CPU per frame; at crf 23 its PSNR (44.8 and 45.6 dB)
+    # was within 0.6 dB of SVT-AV1's at crf 30 (45.4 and 43.9 dB).
     Encoder("libsvtav1", "av1", SVT_AV1, default_preset=12, overload_presets=(8, 10, 12),
             overload_codec=("libx264", "veryfast", -7)),
     Encoder("libx264", "h264", X264, presets=_X26X_PRESETS,

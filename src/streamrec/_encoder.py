@@ -490,7 +490,8 @@ def _worker_main(spec: _Spec, queue: FrameQueueReader, replies: Connection) -> N
                     if spill is None:
                         # from_ndarray copies, so the buffer can go back to the queue
                         encoder.encode_slot(slot, av.VideoFrame.from_ndarray(array, format="rgb24"))
-                        encoder.watch_queue(queue.depth() - 1)  # less this frame, released below
+                        if spec.adapt:
+                            encoder.watch_queue(queue.depth() - 1)  # less this frame, released below
                     else:
                         frame = spill.write(slot, array)
                         if idle is not None:
