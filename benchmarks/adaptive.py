@@ -28,8 +28,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pyarrow.parquet as pq
-from _footage import FOOTAGE, cap_sys_nice, features, load_footage, paced_episode, parse_preset
 
+from _footage import FOOTAGE, cap_sys_nice, features, load_footage, paced_episode, parse_preset
 from streamrec import DatasetRecorder, EncoderConfig
 
 CAMERAS = ("top", "angle")

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import psutil
-from _footage import FOOTAGE, cameras, features, load_video
 
+from _footage import FOOTAGE, cameras, features, load_video
 from streamrec import DatasetRecorder
 
 BENCH = str(Path(__file__).resolve().parent)
@@ -38,8 +38,8 @@ sys.path.insert(0, {bench!r})
 import av
 from _footage import FOOTAGE, load_video
 from streamrec import EncoderConfig
-from streamrec._codecs import open_codec
-from streamrec._sched import demote_current_thread
+from streamrec.encode._codecs import open_codec
+from streamrec.encode._priority import demote_current_thread
 cam = sys.argv[1]
 src = load_video(FOOTAGE, 150, (cam,), (640, 480))[cam]
 demote_current_thread(10)

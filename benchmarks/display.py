@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import rerun as rr
 
-from streamrec._display import DisplayConfig, DisplayWorker, RerunSink, shrink
-from streamrec._sources import camera_config, make_source
+from streamrec.capture import camera_config, make_source
+from streamrec.capture._display import DisplayConfig, DisplayWorker, RerunSink, shrink
 
 FOOTAGE = Path("/work/shared/footage/aloha_insertion")
 CAMERAS = ("top", "angle", "left_wrist")

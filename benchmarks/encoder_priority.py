@@ -6,7 +6,7 @@ scheduler, including a robot's capture loop. This script runs a 30 Hz capture lo
 thread while N camera encoders (libsvtav1 through PyAV) run next to it, in four ways:
 
   thread-raw        one Python thread per camera, codec opened as is
-  thread-demoted    same, the thread calls streamrec._sched.demote_current_thread() first
+  thread-demoted    same, the thread calls streamrec.encode._priority.demote_current_thread() first
   process-raw       one spawned process per camera; frames go through a ring of shared-memory
                     slots, slot indices through a pipe
   process-demoted   same, the child's main thread calls demote_current_thread() first
@@ -68,7 +68,7 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from streamrec._sched import demote_current_thread  # noqa: E402
+from streamrec.encode._priority import demote_current_thread  # noqa: E402
 
 FPS = 30
 PERIOD = 1.0 / FPS

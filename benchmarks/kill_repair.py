@@ -1,4 +1,4 @@
-"""Crash safety over many seeds: the test suite's kill harness (tests/test_repair.py), run longer.
+"""Crash safety over many seeds: the test suite's kill harness (tests/helpers/crash.py), run longer.
 
 For each seed a recording (2 synthetic cameras, h264, 6 short episodes; streaming or PNG path)
 is SIGKILLed at a point the seed picks (while recording, saving, just after a save, or in
@@ -23,10 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_recorder import check_identity  # noqa: E402
-from test_repair import LENGTHS, PHASES, kill_during  # noqa: E402
-from utils import episodes  # noqa: E402
-
+from helpers.crash import LENGTHS, PHASES, kill_during  # noqa: E402
+from helpers.frames import episodes  # noqa: E402
+from helpers.recording import check_identity  # noqa: E402
 from streamrec import repair, verify  # noqa: E402
 
 

@@ -19,10 +19,10 @@ import sys
 
 import av
 import numpy as np
-from _footage import FOOTAGE, load_video, psnr
 
+from _footage import FOOTAGE, load_video, psnr
 from streamrec import EncoderConfig
-from streamrec._codecs import open_codec, open_decoder
+from streamrec.encode._codecs import open_codec, open_decoder
 
 SETTINGS = (  # (label, config, encoder_threads)
     ("libsvtav1 preset 12", EncoderConfig(vcodec="libsvtav1", preset=12), None),

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from _footage import CAMERAS, FOOTAGE, load_video
 
 FPS = 30

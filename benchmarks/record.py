@@ -30,6 +30,7 @@ from pathlib import Path
 import av
 import numpy as np
 import psutil
+
 from _footage import (
     FOOTAGE,
     cameras,
@@ -41,8 +42,8 @@ from _footage import (
     parse_preset,
     psnr,
 )
-
-from streamrec import DatasetRecorder, EncoderConfig, EpisodeReport
+from streamrec import DatasetRecorder, EncoderConfig
+from streamrec.record import EpisodeReport
 
 
 def encoder_peak_rss_mb() -> list[float]:

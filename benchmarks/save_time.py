@@ -30,6 +30,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from _footage import CAMERAS, FOOTAGE, features, load_footage, paced_episode
 
 LEROBOT_PYTHON = Path(os.environ.get("LEROBOT_VENV", Path.home() / ".cache/streamrec-lerobot-venv")) / "bin/python"

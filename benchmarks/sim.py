@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamrec._sources import SimRobot, camera_config, make_source, sim_world
+from streamrec.capture import SimRobot, camera_config, make_source, sim_world
 
 VARIANTS = [
     ("1 camera 640x480", ["top"], 640, 480, False),

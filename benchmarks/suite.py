@@ -125,7 +125,6 @@ class _TimedJournal:
 
 def run_scaling(spec: dict) -> dict:
     from _footage import cameras, features, load_footage, paced_episode
-
     from streamrec import DatasetRecorder
 
     names = cameras(spec["cameras"])
@@ -135,7 +134,7 @@ def run_scaling(spec: dict) -> dict:
     rec = DatasetRecorder.create(root, FPS, features(names, 640, 480), robot_type="aloha",
                                  streaming_encoding=spec["path"] == "streaming", queue_full_policy="block",
                                  adapt_on_overload=False)  # one setting throughout: the cost of size alone
-    journal = rec._journal = _TimedJournal(rec._journal)  # benchmark instrumentation, not API
+    journal = rec._writer.journal = _TimedJournal(rec._writer.journal)  # benchmark instrumentation, not API
     frames = round(spec["seconds"] * FPS)
     episodes = []
     try:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from _footage import FOOTAGE, cameras, features, frames_for, load_footage, load_video, parse_preset
 
 FPS = 30
@@ -43,7 +44,7 @@ def raw_one(folder: Path, camera: str, frames: int, vcodec: str, preset: str | N
             source_frames: int, demoted: bool) -> None:
     """Child: encode `frames` frames bare and print the seconds it took (after loading)."""
     from streamrec import EncoderConfig
-    from streamrec._sched import demote_current_thread
+    from streamrec.encode._priority import demote_current_thread
 
     config = EncoderConfig(vcodec=vcodec, preset=parse_preset(preset))
     source = load_video(folder, source_frames, (camera,), size)[camera]
@@ -134,7 +135,6 @@ def sustainable(folder: Path, vcodec: str, preset: str | None, cams: int = 3, wi
     without it a step of a few seconds would pass rates the encoders cannot hold.
     """
     from _footage import paced_episode
-
     from streamrec import DatasetRecorder, EncoderConfig
 
     names = cameras(cams)

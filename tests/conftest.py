@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from utils import clear_decode_cache  # noqa: E402
+from helpers.frames import clear_decode_cache  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,9 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from golden import GOLDEN, PATHS, record_golden
-from utils import decode
+
+from helpers.frames import decode
+from helpers.golden import GOLDEN, PATHS, record_golden
 
 
 def _files(root, pattern):

@@ -1,52 +1,33 @@
-"""streamrec: record multi-camera robot datasets (LeRobot v3.0) with streaming video encoding."""
+"""streamrec: record multi-camera robot datasets (LeRobot v3.0) with streaming video encoding.
 
-from ._adapt import Adaptation
-from ._bench import BenchReport, bench
-from ._config import EncoderConfig, QueueFullPolicy
+What a script needs is here: the recorder and its settings, the errors, and the operations on a
+dataset. The types the operations return are documented in their stage's package:
+`streamrec.record` (episode reports, repair's report), `streamrec.check` (verify's and
+summarize's), `streamrec.encode` (probe's, fallbacks, adaptations), `streamrec.bench`.
+"""
+
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
-from ._fallback import EncoderFallback
-from ._info import CameraInfo, DatasetInfo, TaskInfo, info
-from ._probe import ProbeReport, ProbeResult, probe
-from ._recorder import CameraReport, CameraStatus, DatasetRecorder, EncodeProgress, EpisodeReport
-from ._repair import RepairReport, repair
-from ._sources import CameraSource, SourceError
-from ._verify import EpisodeCameraCheck, Finding, Severity, VerifyReport, verify
+from .bench import bench
+from .check import summarize, verify
+from .encode import EncoderConfig, QueueFullPolicy, probe
+from .record import DatasetRecorder, repair
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adaptation",
-    "BenchReport",
-    "CameraInfo",
-    "CameraReport",
-    "CameraSource",
-    "CameraStatus",
     "ConfigError",
     "DatasetError",
-    "DatasetInfo",
     "DatasetRecorder",
-    "EncodeProgress",
     "EncoderConfig",
-    "EncoderFallback",
     "EncoderRestarted",
-    "EpisodeCameraCheck",
-    "EpisodeReport",
-    "Finding",
     "FrameError",
-    "ProbeReport",
-    "ProbeResult",
     "QueueFullPolicy",
-    "RepairReport",
-    "Severity",
-    "SourceError",
     "StreamrecError",
-    "TaskInfo",
-    "VerifyReport",
     "WorkerError",
     "__version__",
     "bench",
-    "info",
     "probe",
     "repair",
+    "summarize",
     "verify",
 ]

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import av
 import pytest
-from utils import FOOTAGE
 
-from streamrec._bench import _cpus, grid
+from helpers.frames import FOOTAGE
+from streamrec._platform import available_cpus
+from streamrec.bench._bench import grid
 from streamrec.cli.__main__ import main
 
 SMALL = ["--cameras", "1", "--width", "320", "--height", "240", "--fps", "30", "--vcodec", "h264"]
@@ -47,7 +48,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
 def test_json_has_every_trial_and_a_recommendation(measured: tuple[subprocess.CompletedProcess, dict, Path]) -> None:
     done, out, _ = measured
     assert out["request"] == {"cameras": 1, "width": 320, "height": 240, "fps": 30, "seconds": 20.0}
-    assert out["frames_source"] == "synthetic" and out["cpus"] == _cpus()
+    assert out["frames_source"] == "synthetic" and out["cpus"] == available_cpus()
     trials = out["trials"]
     assert trials and [t["rank"] for t in trials] == list(range(1, len(trials) + 1))
     assert sum(t["runs"] for t in trials) == out["trials_run"]
@@ -58,7 +59,7 @@ def test_json_has_every_trial_and_a_recommendation(measured: tuple[subprocess.Co
         assert t["cpu_share"] > 0 and t["headroom"] == pytest.approx(1 - t["cpu_share"], abs=1e-3)
         assert t["bytes_per_frame"] > 0 and len(t["fps_runs"]) == t["runs"]
     # Every setting of the grid was measured, skipped or dropped, and said so.
-    grid_size = len(grid(["libx264"], _cpus(), 30))
+    grid_size = len(grid(["libx264"], available_cpus(), 30))
     assert len(trials) + len(out["dropped"]) == grid_size
     assert all(d["reason"] for d in out["dropped"])
     rec = out["recommendation"]
@@ -113,7 +114,7 @@ def test_small_budget_drops_settings_and_says_so(capsys: pytest.CaptureFixture[s
     assert out["trials"] and all(t["frames"] > 0 for t in out["trials"])
     budget = [d for d in out["dropped"] if "the budget (8 s) ran out" in d["reason"]]
     assert budget, out["dropped"]
-    assert len(out["trials"]) + len(out["dropped"]) == len(grid(["libx264"], _cpus(), 30))
+    assert len(out["trials"]) + len(out["dropped"]) == len(grid(["libx264"], available_cpus(), 30))
 
 
 @pytest.mark.parametrize("args,message", [

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_recorder import CAMS, FPS, features, frame_for
 
-from streamrec import DatasetError, DatasetRecorder, EncoderConfig, EpisodeReport
-from streamrec._info import info
+from helpers.recording import CAMS, FPS, features, frame_for
+from streamrec import DatasetError, DatasetRecorder, EncoderConfig, summarize
 from streamrec.cli.__main__ import main
+from streamrec.record import EpisodeReport
 
 LENGTHS = (12, 8, 10)
 TASKS = ("pick", "place", "pick")
@@ -78,7 +78,7 @@ def test_a_stream_that_differs_from_info_json_is_noted(recorded: tuple[Path, lis
     stated = meta["features"][CAMS[0]]["info"]
     stated["video.codec"], stated["video.width"] = "av1", 256
     (root / "meta/info.json").write_text(json.dumps(meta))
-    notes = info(root).notes
+    notes = summarize(root).notes
     name = f"videos/{CAMS[0]}/chunk-000/file-000.mp4"
     assert notes == (f"{CAMS[0]}: info.json says codec av1, but {name} holds h264",
                      f"{CAMS[0]}: info.json says 256x96, but {name} is 128x96")
@@ -90,4 +90,4 @@ def test_not_a_dataset_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert err.startswith(f"streamrec info: not a dataset: {tmp_path} has no meta/ folder")
     (tmp_path / "meta").mkdir()
     with pytest.raises(DatasetError, match="has meta/ but no meta/info.json"):
-        info(tmp_path)
+        summarize(tmp_path)

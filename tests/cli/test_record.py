@@ -17,8 +17,8 @@ import numpy as np
 import psutil
 import pyarrow.parquet as pq
 import pytest
-from utils import FOOTAGE, episodes, frames_of_episode, read_id, write_id_video
 
+from helpers.frames import FOOTAGE, episodes, frames_of_episode, read_id, write_id_video
 from streamrec import EncoderConfig, QueueFullPolicy
 from streamrec.cli import _flags
 from streamrec.cli.__main__ import main
@@ -266,7 +266,8 @@ def test_an_encoder_killed_mid_episode_is_replaced_and_the_episode_recorded_agai
             if line.startswith("episode 1/3: "):
                 break
         time.sleep(0.7)  # inside episode 2
-        encoders = [p for p in psutil.Process(proc.pid).children() if "streamrec._encoder" in " ".join(p.cmdline())]
+        encoders = [p for p in psutil.Process(proc.pid).children()
+                    if "streamrec.encode._child" in " ".join(p.cmdline())]
         assert len(encoders) == 2
         encoders[1].kill()  # like the kernel's OOM killer
         out, err = proc.communicate(timeout=60)

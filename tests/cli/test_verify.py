@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _verify_fixtures import TOP, copy_dataset, record_dataset, video_file
 
+from helpers.damage import TOP, copy_dataset, record_dataset, video_file
 from streamrec.cli.__main__ import main
 
 
@@ -63,7 +63,7 @@ def test_problems_exit_1_and_are_listed(healthy: Path, tmp_path: Path, capsys: p
     assert main(["verify", str(dataset), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     [finding] = report["findings"]
-    assert finding == {"severity": "error", "code": "video_file_missing", "episode": None, "camera": TOP,
+    assert finding == {"severity": "error", "code": "video_file_missing", "episode": None, "camera": TOP, "row": None,
                        "file": video_file(TOP), "message": finding["message"]}
     assert {r["status"] for r in report["rows"] if r["camera"] == TOP} == {"error"}
 

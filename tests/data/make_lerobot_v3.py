@@ -17,7 +17,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
-from utils import id_frame  # noqa: E402
+
+from helpers.frames import id_frame  # noqa: E402
 
 root = HERE / "lerobot_v3"
 shutil.rmtree(root, ignore_errors=True)

@@ -21,8 +21,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
 
-from streamrec import BenchReport, ConfigError, bench
-from streamrec._bench import SUSTAIN_MARGIN, BenchProgress, check_request
+from streamrec import ConfigError, bench
+from streamrec.bench import BenchReport
+from streamrec.bench._bench import SUSTAIN_MARGIN, BenchProgress, check_request
 
 _OUTPUT_RESERVE_S = 0.3
 """Budget kept for printing the results."""

@@ -1,4 +1,4 @@
-"""`streamrec info DATASET [--json]`: a thin wrapper around `info()`.
+"""`streamrec info DATASET [--json]`: a thin wrapper around `streamrec.summarize()`.
 
 Exit codes: 0 done, 2 not a dataset.
 """
@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from streamrec import DatasetError, DatasetInfo, info
+from streamrec import DatasetError, summarize
+from streamrec.check import DatasetSummary
 
 _MB = 2**20
 
@@ -31,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        summary = info(args.dataset)
+        summary = summarize(args.dataset)
     except DatasetError as e:
         print(f"streamrec info: not a dataset: {e}", file=sys.stderr)
         return 2
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render(summary: DatasetInfo, console: Console) -> None:
+def render(summary: DatasetSummary, console: Console) -> None:
     """The cameras table, the totals, the tasks table and any notes."""
     cameras = Table(title=f"streamrec info {summary.root}", title_justify="left")
     for column in ("Camera", "Codec", "Resolution", "FPS", "Files", "Total MB", "MB/min", "Dropped"):

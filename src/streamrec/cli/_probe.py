@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from streamrec import ConfigError, ProbeReport, probe
+from streamrec import ConfigError, probe
+from streamrec.encode import ProbeReport
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -38,26 +38,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from streamrec import (
-    ConfigError,
-    DatasetRecorder,
-    EncodeProgress,
-    EncoderConfig,
-    EncoderRestarted,
-    EpisodeReport,
-    QueueFullPolicy,
-    StreamrecError,
-)
-from streamrec._config import CAPTURE_TIME_SUFFIX
-from streamrec._display import (
-    DisplayError,
-    DisplayWorker,
-    RerunSink,
-    has_screen,
-    import_rerun,
-    rrd_path_for,
-)
-from streamrec._sources import (
+from streamrec import ConfigError, DatasetRecorder, EncoderConfig, EncoderRestarted, QueueFullPolicy, StreamrecError
+from streamrec.capture import (
     CAMERA_TYPES,
     CameraConfig,
     CameraSource,
@@ -73,7 +55,17 @@ from streamrec._sources import (
     make_source,
     sim_world,
 )
+from streamrec.capture._display import (
+    DisplayError,
+    DisplayWorker,
+    RerunSink,
+    has_screen,
+    import_rerun,
+    rrd_path_for,
+)
 from streamrec.cli import _flags
+from streamrec.dataset._features import CAPTURE_TIME_SUFFIX
+from streamrec.record import EncodeProgress, EpisodeReport
 
 log = logging.getLogger("streamrec")
 

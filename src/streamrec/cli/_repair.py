@@ -12,7 +12,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from streamrec import DatasetError, EncodeProgress, repair
+from streamrec import DatasetError, repair
+from streamrec.record import EncodeProgress
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -15,7 +15,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from streamrec import Severity, VerifyReport, verify
+from streamrec import verify
+from streamrec.check import Severity, VerifyReport
 
 _STYLE = {"ok": "green", "info": "cyan", "warning": "yellow", "error": "bold red"}
 

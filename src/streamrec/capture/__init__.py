@@ -1,0 +1,55 @@
+"""The capture stage: where `streamrec record` gets its frames and robot values, and its live display.
+
+A camera source is opened once, then read once per tick by the capture loop; `read()` returns an
+(H, W, 3) uint8 RGB image. Like a camera driver, a source may reuse its buffer: the image is valid
+until the next `read()` (the recorder copies what it queues, unless it was filled into
+`DatasetRecorder.frame_buffer()`).
+
+| type | config | what it produces |
+| --- | --- | --- |
+| `synthetic` | `SyntheticCameraConfig` | a scrolling, textured, noisy pattern showing the frame number |
+| `footage` | `FootageCameraConfig` | a recorded clip folder (lossless video + `data.npz`), looped |
+| `opencv` | `OpenCVCameraConfig` | a USB/V4L2 camera, a video file (played in real time, looped) or an RTSP URL |
+| `sim` | `SimCameraConfig` | a camera of the simulated ALOHA scene (MuJoCo via gym-aloha), arms moving |
+
+`opencv` needs `pip install 'streamrec[opencv]'`, `sim` needs `pip install 'streamrec[sim]'`. A new
+kind of camera is a config dataclass (`_configs`) and a `CameraSource` subclass, added to `CAMERA_TYPES`.
+"""
+
+from __future__ import annotations
+
+from ._configs import (
+    CameraConfig,
+    FootageCameraConfig,
+    OpenCVCameraConfig,
+    SimCameraConfig,
+    SyntheticCameraConfig,
+    camera_config,
+)
+from ._footage import FootageRobot, FootageSource
+from ._opencv import OpenCVSource
+from ._robot import RobotSource
+from ._sim import SimRobot, SimSource, SimWorld, sim_world
+from ._source import CameraSource, SourceError
+from ._synthetic import SyntheticRobot, SyntheticSource
+
+CAMERA_TYPES: dict[str, tuple[type, type[CameraSource]]] = {
+    "synthetic": (SyntheticCameraConfig, SyntheticSource),
+    "footage": (FootageCameraConfig, FootageSource),
+    "opencv": (OpenCVCameraConfig, OpenCVSource),
+    "sim": (SimCameraConfig, SimSource),
+}
+"""Camera `type` -> (config class, source class)."""
+
+
+def make_source(name: str, config: CameraConfig, *, world: SimWorld | None = None) -> CameraSource:
+    """The (unopened) source for a camera config; a sim camera renders `world` (see `sim_world`)."""
+    if isinstance(config, SimCameraConfig):
+        return SimSource(name, config, world)
+    return CAMERA_TYPES[config.type][1](name, config)
+
+
+__all__ = ["CAMERA_TYPES", "CameraConfig", "CameraSource", "FootageCameraConfig", "FootageRobot", "FootageSource",
+           "OpenCVCameraConfig", "OpenCVSource", "RobotSource", "SimCameraConfig", "SimRobot", "SimSource",
+           "SimWorld", "SourceError", "SyntheticCameraConfig", "SyntheticRobot", "SyntheticSource", "camera_config",
+           "make_source", "sim_world"]

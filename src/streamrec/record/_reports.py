@@ -1,0 +1,86 @@
+"""What the recorder reports: per saved episode, per camera, live, and while PNG episodes are encoded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..encode._adapt import Adaptation
+from ..encode._fallback import EncoderFallback
+
+
+@dataclass(frozen=True, slots=True)
+class CameraReport:
+    """One camera's part of a saved episode."""
+
+    camera: str
+    frames: int
+    """Video frames written (always equal to the episode's rows)."""
+    dropped: int
+    """Frames dropped because the encoder queue was full; each slot holds the previous frame."""
+    max_queue_depth: int
+    video_file: Path | None
+    """The MP4 holding the episode; None (like the fields below) while the episode's video
+    waits as PNGs for its batch to be encoded (`batch_encoding_size` > 1)."""
+    from_timestamp: float | None
+    to_timestamp: float | None
+    flush_s: float | None
+    """Encoding time after the episode ended: the frames the encoder still held when streaming,
+    the whole episode from its PNGs otherwise."""
+    append_s: float | None
+    """Time taken to copy the episode's packets into the camera's MP4."""
+    encoder: str | None = None
+    """The FFmpeg encoder that made this episode's video (None while it waits as PNGs)."""
+    fallbacks: tuple[EncoderFallback, ...] = ()
+    """Encoders that failed for this camera since the previous episode, and what took over."""
+    encoded_while_recording: int = 0
+    """PNG path with batches of one: frames encoded, at idle priority, before the episode was
+    saved; saving encoded the rest from the PNGs."""
+    adaptations: tuple[Adaptation, ...] = ()
+    """Faster settings this camera moved to since the previous episode (`adapt_on_overload`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeReport:
+    """What `save_episode()` did."""
+
+    episode_index: int
+    frames: int
+    duration_s: float
+    tasks: tuple[str, ...]
+    cameras: Mapping[str, CameraReport]
+    save_s: float
+    """Wall time spent inside save_episode()."""
+    videos_pending: bool = False
+    """The episode is saved (rows and PNGs on disk) but its videos wait for the batch encode."""
+    encoded_episodes: tuple[int, ...] = ()
+    """Episodes whose videos were encoded and completed during this call."""
+
+    @property
+    def dropped(self) -> int:
+        """Dropped frames summed over cameras."""
+        return sum(c.dropped for c in self.cameras.values())
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeProgress:
+    """Passed to a progress callback while saved PNG episodes are encoded."""
+
+    camera: str
+    episode_index: int
+    frames_done: int
+    frames_total: int
+
+
+ProgressCallback = Callable[[EncodeProgress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    """Live view of one camera's queue during an episode (for status displays)."""
+
+    camera: str
+    queue_depth: int
+    frames_in: int
+    dropped: int

@@ -1,0 +1,238 @@
+"""`EncoderSupervisor`: the recorder's encoder processes, one per camera — chosen, started, fed,
+replaced when one dies, stopped.
+
+Whether one process is alive is decided by its handle (`encode._worker.EncoderWorker`: silent for
+`encoder_timeout_s` while it owes an answer means hung, and it is killed). What happens then is
+decided here. A process that died or was killed is replaced: its open MP4 is rebuilt from its
+spools, the other cameras drop the open episode, and a new process carries on with the next file,
+so recording can go on (`EncoderRestarted`). An encoder that is alive but reported an error (bad
+settings, a file it cannot write) would fail again: the recorder then refuses further frames, and
+finalize() keeps what was saved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from .._errors import EncoderRestarted, WorkerError
+from .._platform import available_cpus
+from ..dataset._features import Feature
+from ..dataset._journal import SavedEpisode
+from ..dataset._layout import FileIndex
+from ..dataset._writer import DatasetWriter
+from ..encode._config import EncoderConfig
+from ..encode._messages import EncoderSpec, VideoEpisode
+from ..encode._probe import choose_encoders
+from ..encode._queue import QueueStats
+from ..encode._worker import EncoderWorker, Reply
+from ._config import RecorderConfig
+from ._reports import CameraStatus, EncodeProgress, ProgressCallback
+
+log = logging.getLogger("streamrec")
+
+MAX_RESTARTS = 3
+"""Encoder processes started to replace dead ones, per camera, before the recorder gives up."""
+
+
+class EncoderSupervisor:
+    """The encoder processes of one recorder (see the module docstring)."""
+
+    def __init__(self, config: RecorderConfig) -> None:
+        self.config = config
+        self._features = {f.name: f for f in config.video_features}
+        self.workers: dict[str, EncoderWorker] = {}
+        self.chains: dict[str, tuple[EncoderConfig, ...]] = {}
+        """Per camera: its current encoder, then the ones it falls back to (see `encode._probe.choose_encoders`)."""
+        self._restarts: dict[str, int] = {}
+
+    # -- set-up and shutdown ----------------------------------------------------------------------
+
+    def choose(self) -> None:
+        """Resolve `auto` and each camera's fallbacks, once, at the cameras' real size."""
+        config = self.config
+        by_size: dict[tuple[int, ...], tuple[EncoderConfig, ...]] = {}  # cameras of one size share the answer
+        for f in config.video_features:
+            if f.shape not in by_size:
+                by_size[f.shape] = choose_encoders(config.camera_encoder, f.shape[1], f.shape[0], config.fps,
+                                                   config.encoder_threads, camera=f.name)
+            self.chains[f.name] = by_size[f.shape]
+
+    @property
+    def current(self) -> dict[str, EncoderConfig]:
+        """Per camera: the encoder it is on now."""
+        return {name: chain[0] for name, chain in self.chains.items()}
+
+    def start(self, start_at: Mapping[str, FileIndex]) -> None:
+        """Start every camera's process (all first, then wait: their start-ups overlap)."""
+        for f in self.config.video_features:
+            self.chains.setdefault(f.name, (self.config.camera_encoder,))
+            self.workers[f.name] = self._worker(f, start_at[f.name])
+        for w in self.workers.values():
+            w.start()
+        for w in self.workers.values():
+            w.wait_ready()
+
+    def _worker(self, camera: Feature, start_at: FileIndex) -> EncoderWorker:
+        config = self.config
+        encoders = self.chains.get(camera.name) or (config.camera_encoder,)
+        cameras = len(config.video_features)
+        spec = EncoderSpec(
+            camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps, encoder=encoders[0],
+            encoder_threads=config.encoder_threads, root=config.root, start_at=start_at,
+            limit_bytes=int(config.video_files_size_in_mb * 2**20), chunks_size=config.chunks_size,
+            nice=config.encoder_nice, streaming=config.streaming_encoding,
+            spilled_threads=max(1, available_cpus() // cameras), fallbacks=encoders[1:],
+            pre_encode=not config.streaming_encoding and config.batch_encoding_size == 1,
+            adapt=config.adapt_on_overload and config.streaming_encoding,
+            queue_size=config.encoder_queue_maxsize, cameras=cameras)
+        return EncoderWorker(spec, config.queue_full_policy, config.encoder_timeout_s)
+
+    def stop(self) -> list[BaseException]:
+        """Close every encoder (each closes its MP4) and wait for the processes to end; returns their errors."""
+        errors = []
+        replies = [w.close() for w in self.workers.values()]
+        for reply in replies:
+            if reply is None:
+                continue
+            try:
+                reply.result()
+            except BaseException as e:  # noqa: BLE001 - reported by the caller
+                errors.append(e)
+        for w in self.workers.values():
+            if not w.join(timeout_s=60):
+                errors.append(WorkerError(f"encoder process for {w.camera} did not end; left running"))
+        return errors
+
+    def rebuild_orphaned_videos(self, writer: DatasetWriter) -> None:
+        """At finalize: an encoder process that died could not close its MP4; rebuild it."""
+        for name, w in self.workers.items():
+            if w.exitcode not in (0, None):
+                self._rebuild(name, writer)
+
+    # -- while recording --------------------------------------------------------------------------
+
+    def raise_if_failed(self) -> None:
+        """Raise the WorkerError of the first encoder that failed or died (cheap: shared-memory flags)."""
+        for w in self.workers.values():
+            w.raise_if_failed()
+
+    def offer(self, camera: str, slot: int, frame: np.ndarray) -> bool:
+        return self.workers[camera].offer(slot, frame)
+
+    def end_episode(self, frames: int, episode_index: int) -> tuple[dict[str, QueueStats], dict[str, Reply]]:
+        """Ask every encoder to complete the open episode; returns each queue's counters and reply."""
+        stats, replies = {}, {}
+        for name, worker in self.workers.items():
+            stats[name] = worker.queue.stats()
+            replies[name] = worker.end_episode(frames, episode_index)
+            worker.queue.reset_stats()  # the capture thread is the only producer: safe here
+        return stats, replies
+
+    def discard(self, cameras: list[str] | None = None) -> None:
+        """Drop the open episode in these encoders (default: all; all asked first, so they work in parallel)."""
+        workers = [self.workers[name] for name in (self.workers if cameras is None else cameras)]
+        replies = [w.discard_episode() for w in workers]
+        for w in workers:
+            w.queue.reset_stats()
+        for reply in replies:
+            reply.result()
+
+    def note(self, video: VideoEpisode, writer: DatasetWriter) -> None:
+        """After a saved episode: which encoder the camera is on, which made its file, what changed."""
+        name = video.camera
+        if video.encoders:
+            self.chains[name] = video.encoders
+        new_file = writer.note_file(name, video.file, self.chains[name][0])
+        where = f", in a new file {writer.layout.rel(writer.layout.video(name, video.file))}" if new_file else ""
+        for fallback in video.fallbacks:
+            log.warning("%s: %s; episode %d has every frame%s", name, fallback, video.episode_index, where)
+        for adaptation in video.adaptations:
+            log.warning("episode %d: %s", video.episode_index, adaptation)
+
+    def status(self) -> list[CameraStatus]:
+        """Queue depth and drop counters of each camera for the open episode."""
+        out = []
+        for name, w in self.workers.items():
+            s = w.queue.stats()
+            out.append(CameraStatus(name, w.queue.depth(), s.frames_in, s.frames_dropped))
+        return out
+
+    # -- failures ---------------------------------------------------------------------------------
+
+    def recover(self, error: BaseException, lost: str, writer: DatasetWriter,
+                fatal: Callable[[BaseException, str], WorkerError]) -> WorkerError:
+        """Handle a failed encoder; returns the error for the caller to raise: EncoderRestarted when
+        recording can go on, else `fatal(error, lost)` (see the module docstring)."""
+        dead = [name for name, w in self.workers.items() if w.exitcode is not None]
+        restartable = dead and all(self._restarts.get(name, 0) < MAX_RESTARTS for name in dead) and not any(
+            w.exitcode is None and w.queue.consumer_failed for w in self.workers.values())
+        if not restartable:
+            return fatal(error, lost)
+        self.discard([name for name in self.workers if name not in dead])
+        for name in dead:
+            self.restart(name, writer)
+        return EncoderRestarted(f"{lost}{error}; a new encoder process took over, recording can go on")
+
+    def restart(self, name: str, writer: DatasetWriter) -> None:
+        """Replace a dead encoder process: rebuild its open MP4, start a new one on the next file."""
+        start_at = self._rebuild(name, writer)
+        self.workers[name].join(0)
+        chain = self.chains.get(name, ())
+        if len(chain) > 1:  # a driver that took its process down would likely do it again
+            log.warning("%s: its encoder process died with %s; the new process uses %s", name,
+                        chain[0].encoder, chain[1].encoder)
+            self.chains[name] = chain[1:]
+        worker = self._worker(self._features[name], start_at)
+        self.workers[name] = worker
+        worker.start()
+        worker.wait_ready()
+        self._restarts[name] = self._restarts.get(name, 0) + 1
+        log.warning("encoder for %s was replaced by a new process (restart %d of %d)", name,
+                    self._restarts[name], MAX_RESTARTS)
+
+    def _rebuild(self, name: str, writer: DatasetWriter) -> FileIndex:
+        f = self._features[name]
+        return writer.rebuild_open_video(name, self.chains[name][0], f.shape[0], f.shape[1])
+
+    def encode_saved(self, pending: list[SavedEpisode], writer: DatasetWriter, progress: ProgressCallback | None,
+                     fatal: Callable[[WorkerError, list[int]], WorkerError]) -> dict[int, dict[str, VideoEpisode]]:
+        """PNG path: encode saved episodes from their PNGs on every camera at once, then write their
+        metadata (they are complete from then on). Returns the videos by episode and camera.
+
+        An encoder process that dies here is replaced like one that dies while recording (its open
+        MP4 rebuilt from the spools of completed episodes), and the new one encodes the batch again:
+        the PNGs stay on disk until the metadata is written. One that fails otherwise:
+        `fatal(error, episodes)` is raised. OSError from writing the metadata propagates.
+        """
+        jobs = [(p.index, p.length) for p in pending]
+        lengths = dict(jobs)
+
+        def on_progress(camera: str, episode_index: int, frames_done: int) -> None:
+            if progress is not None:
+                progress(EncodeProgress(camera, episode_index, frames_done, lengths[episode_index]))
+
+        results: dict[str, list[VideoEpisode]] = {}
+        todo = list(self.workers)
+        while todo:
+            replies = {name: self.workers[name].encode_spilled(jobs, on_progress) for name in todo}
+            todo = []
+            for name, reply in replies.items():
+                try:
+                    results[name] = reply.result()
+                except WorkerError as error:
+                    if self.workers[name].exitcode is None or self._restarts.get(name, 0) >= MAX_RESTARTS:
+                        raise fatal(error, list(lengths)) from error
+                    self.restart(name, writer)
+                    todo.append(name)
+        done = {}
+        for i, saved in enumerate(pending):
+            videos = {name: results[name][i] for name in self.workers}
+            for video in videos.values():
+                self.note(video, writer)
+            writer.complete(saved, videos)
+            done[saved.index] = videos
+        return done
+
