@@ -131,10 +131,16 @@ def test_a_failing_sink_surfaces_at_the_next_offer() -> None:
     assert worker.join(JOIN_S)
 
 
-def test_stop_without_start() -> None:
-    worker = DisplayWorker(GatedSink())
+def test_stop_without_start_is_safe_and_takes_no_more_ticks() -> None:
+    # The record command stops the display on any error, also one before it started.
+    sink = GatedSink()
+    worker = DisplayWorker(sink)
     worker.stop()
-    assert worker.join(0)
+    worker.stop()  # twice is safe
+    offer(worker, 0)
+    assert worker.offered == 0 and worker.dropped == 0  # a stopped worker queues nothing
+    assert worker.join(0) and display_threads() == []
+    assert sink.ticks == [] and sink.closed == 0  # never started: nothing was opened, so nothing to close
 
 
 def test_rrd_path_is_next_to_the_dataset() -> None:

@@ -175,7 +175,8 @@ def test_records_synthetic_cameras(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     # Not a terminal: one plain line per episode, then the summary.
     assert result.stdout.count("episode 1/2: ") == 1 and result.stdout.count("episode 2/2: ") == 1
-    assert f"Dataset: {root}" in result.stdout
+    assert f"This session: 2 episode(s), {sum(ep['length'] for ep in episodes(root))} frames" in result.stdout
+    assert f"The dataset {root} now holds 2 episode(s)" in result.stdout
 
     eps = episodes(root)
     assert len(eps) == 2
@@ -313,7 +314,7 @@ def test_records_through_pngs_in_batches(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("episode 1/3: ") and "(video waits for the batch of 2)" in line for line in lines)
-    assert any(line.startswith("episode 2/3: ") and "(encoded episodes 1-2)" in line for line in lines)
+    assert any(line.startswith("episode 2/3: ") and "(encoded episodes 0-1)" in line for line in lines)
     assert any(line.startswith("episode 3/3: ") and "(video waits for the batch of 2)" in line for line in lines)
     assert len(episodes(root)) == 3  # the last one encoded by finalize
     assert not (root / ".streamrec").exists()
@@ -325,7 +326,8 @@ def test_streaming_refuses_a_batch_size(tmp_path: Path) -> None:
     result = run_cli(f"--dataset.root={tmp_path / 'ds'}", "--dataset.video_encoding_batch_size=3",
                      f"--cameras={SMALL}", *QUICK)
     assert result.returncode == 2
-    assert "video_encoding_batch_size = 3: must be 1 with streaming_encoding=true" in result.stderr
+    assert "--dataset.video_encoding_batch_size=3: " in result.stderr
+    assert "streaming encoding encodes every episode while it is recorded" in result.stderr
 
 
 @needs_sim

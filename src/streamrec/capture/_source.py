@@ -57,6 +57,14 @@ class CameraSource(abc.ABC):
         image = self.read()
         return image, time.time()
 
+    def read_into(self, out: np.ndarray) -> float:
+        """Put the next image into `out` (a queue buffer from `DatasetRecorder.frame_buffer`); returns
+        its capture time. This default copies what `read_timed()` returns; a source that can fill a
+        given array itself overrides it, and then the image is never copied."""
+        image, captured_at = self.read_timed()
+        np.copyto(out, image)
+        return captured_at
+
     def open(self) -> None:
         """Acquire the camera (or decode the clip).
 

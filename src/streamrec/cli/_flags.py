@@ -100,6 +100,11 @@ def _field_default(f: dataclasses.Field) -> Any:
     return _MISSING
 
 
+def flag_name(f: dataclasses.Field) -> str:
+    """A field's flag name: its own, unless `metadata={"flag": ...}` gives the name users know it by."""
+    return f.metadata.get("flag", f.name)
+
+
 def flags_of(cls: type, prefix: str = "", default: Any = _MISSING) -> list[Flag]:
     """Every flag of the config tree rooted at dataclass `cls`, in field order.
 
@@ -117,7 +122,7 @@ def flags_of(cls: type, prefix: str = "", default: Any = _MISSING) -> list[Flag]
             continue
         annotation = hints[f.name]
         value = getattr(default, f.name) if default is not _MISSING else _field_default(f)
-        name = f"{prefix}{f.name}"
+        name = f"{prefix}{flag_name(f)}"
         if _is_section(annotation):
             out.extend(flags_of(annotation, f"{name}.", value))
         else:
@@ -337,7 +342,7 @@ def _build(cls: type[T], prefix: str, base: Any, values: dict[str, Any], given: 
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
-        name = f"{prefix}{f.name}"
+        name = f"{prefix}{flag_name(f)}"
         if _is_section(hints[f.name]):
             section_base = getattr(base, f.name) if base is not _MISSING else _field_default(f)
             if section_base is _MISSING or any(n.startswith(name + ".") for n in given):
@@ -358,7 +363,8 @@ def _blame(message: str, prefix: str, cls: type, given: dict[str, tuple[str, str
     """The flag a dataclass's ConfigError is about: the set field its message names, else the
     only flag set in that section, else the section."""
     mine = [n for n in given if n.startswith(prefix) and "." not in n[len(prefix):]]
-    named = [n for n in mine if re.search(rf"(^|[.\s]){re.escape(n[len(prefix):])}\s*=", message)]
+    field_of = {flag_name(f): f.name for f in dataclasses.fields(cls)}
+    named = [n for n in mine if re.search(rf"(^|[.\s]){re.escape(field_of.get(n[len(prefix):], ''))}\s*=", message)]
     if len(named) == 1:
         return given[named[0]][0]
     if len(mine) == 1:
@@ -373,7 +379,7 @@ def format_help(cls: type, *, usage: str, description: str, width: int = 100) ->
     """`--help` text: usage, description, then every flag with type, default and help."""
     lines = [f"usage: {usage}", "", *textwrap.wrap(description, width), "",
              "flags (--name=value or --name value; '-' and '_' are interchangeable in names):"]
-    for flag in flags_of(cls):
+    for flag in sorted(flags_of(cls), key=lambda f: not f.required):  # what must be given first
         default = "required" if flag.required else f"default: {format_value(flag.default)}"
         lines.append(f"  --{flag.name}  ({flag.type_name}; {default})")
         if flag.help:

@@ -1,12 +1,12 @@
 """`streamrec record --dataset.root=... --cameras=...`: record episodes from camera sources.
 
 The flags are generated from `RecordConfig` (see `_flags`); `streamrec record --help` lists them.
+The recorder's own settings (`--dataset.streaming_encoding`, `--dataset.camera_encoder.*`, ...)
+come from `streamrec.record.RecordingOptions`, so they are checked, named and defaulted as in Python.
 
-The capture loop runs on the main thread at `fps` against `time.monotonic()`: it sleeps to each
-tick, reads every camera (stamping each image with its wall-clock capture time), reads the
-robot state and calls `add_frame`. A tick whose slot has passed by more than half a period while
-the loop was busy is skipped and counted as late: the loop never bursts frames to catch up, so
-rows stay evenly spaced in time except where ticks are missing.
+This module opens the camera sources (`streamrec.capture`) and the recorder, then runs the episodes
+with the paced loop (`_loop`) and shows them (`_status`). Each tick the cameras are read straight
+into the recorder's queue buffers (`DatasetRecorder.frame_buffer`), so `add_frame` copies no image.
 
 Exit codes: 0 done; 1 a camera, encoder or the dataset folder failed; 2 bad flags or settings;
 130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM. Stopped or failed, the dataset is always
@@ -17,28 +17,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import os
 import signal
 import sys
 import textwrap
 import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psutil
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
-
-from streamrec import ConfigError, DatasetRecorder, EncoderConfig, EncoderRestarted, QueueFullPolicy, StreamrecError
+from streamrec import ConfigError, DatasetRecorder, EncoderConfig, EncoderRestarted, StreamrecError
 from streamrec.capture import (
     CAMERA_TYPES,
     CameraConfig,
@@ -55,32 +44,26 @@ from streamrec.capture import (
     make_source,
     sim_world,
 )
-from streamrec.capture._display import (
-    DisplayError,
-    DisplayWorker,
-    RerunSink,
-    has_screen,
-    import_rerun,
-    rrd_path_for,
-)
+from streamrec.capture._display import DisplayError, DisplayWorker, RerunSink, has_screen, import_rerun, rrd_path_for
 from streamrec.cli import _flags
 from streamrec.dataset._features import CAPTURE_TIME_SUFFIX
-from streamrec.record import EncodeProgress, EpisodeReport
+from streamrec.record import RecordingOptions
+from streamrec.record._config import OPTION_NAMES
+
+from ._loop import StopRequest, paced_episode, reset_wait
+from ._paths import PathProblem, check_dataset_root, check_writable_file
+from ._status import IMAGE_PREFIX, EpisodeFigures, RecordingStatus, write_report
 
 log = logging.getLogger("streamrec")
 
-IMAGE_PREFIX = "observation.images."
-"""Data column `<camera key>.capture_time`: wall-clock time the row's image was captured, float64 s."""
-STATUS_PERIOD_S = 0.25
-"""How often the loop copies its counters for the live display (about 4 Hz)."""
 _EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _DISPLAY_JOIN_S = 10.0
 """How long the end of a recording waits for the display thread to log what it has queued."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DatasetSection:
-    """Where and how episodes are recorded (`--dataset.<field>`)."""
+class DatasetSection(RecordingOptions):
+    """Where and how episodes are recorded (`--dataset.<field>`); the encoder settings are the recorder's."""
 
     root: str
     """Dataset folder to create; must not exist yet or be empty."""
@@ -96,29 +79,16 @@ class DatasetSection:
     """Pause between episodes, in seconds, to reset the scene (none after the last episode)."""
     robot_type: str | None = None
     """Free text stored in info.json (e.g. "aloha")."""
-    streaming_encoding: bool = True
-    """Encode video while recording; false writes PNGs and encodes them when episodes are saved."""
-    camera_encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    encoder_threads: int | None = None
-    """Threads per camera encoder; null lets the codec decide."""
-    encoder_queue_maxsize: int = 30
-    """Frames each camera's encoder queue holds before the queue_full_policy applies."""
-    video_encoding_batch_size: int = 1
-    """With streaming_encoding=false, encode the PNGs of this many episodes at once (1 when streaming)."""
     save_partial_episode: bool = False
     """On Ctrl-C / SIGTERM, save the open episode as it is instead of discarding it."""
-    queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
-    """When an encoder queue is full: drop (count it, repeat the previous frame) or block (wait)."""
-    adapt_on_overload: bool = True
-    """Streaming: a camera whose encoder queue stays over a third full moves to a faster setting before
-    frames are dropped (fewer threads at once, a faster preset or codec from its next episode); false
-    keeps the settings fixed."""
 
     def __post_init__(self) -> None:
+        RecordingOptions.__post_init__(self)  # zero-argument super() fails in slotted dataclasses
+
         def bad(name: str, rule: str) -> ConfigError:
             return ConfigError(f"DatasetSection.{name} = {getattr(self, name)!r}: {rule}")
 
-        for name in ("fps", "num_episodes", "encoder_queue_maxsize", "video_encoding_batch_size"):
+        for name in ("fps", "num_episodes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad(name, "must be an integer")
@@ -139,15 +109,6 @@ class DatasetSection:
             raise bad("episode_time_s", "must be > 0 seconds")
         if not self.reset_time_s >= 0:
             raise bad("reset_time_s", "must be >= 0 seconds")
-        if self.encoder_threads is not None and self.encoder_threads < 1:
-            raise bad("encoder_threads", "must be an integer >= 1, or null to let the codec decide")
-        if self.encoder_queue_maxsize < 1:
-            raise bad("encoder_queue_maxsize", "must be an integer >= 1")
-        if self.video_encoding_batch_size < 1:
-            raise bad("video_encoding_batch_size", "must be an integer >= 1")
-        if self.streaming_encoding and self.video_encoding_batch_size != 1:
-            raise bad("video_encoding_batch_size", "must be 1 with streaming_encoding=true (each episode is "
-                      "encoded while it is recorded); batches apply to streaming_encoding=false")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,77 +193,8 @@ def run(args: argparse.Namespace) -> int:
 # -- the recording --------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class EpisodeFigures:
-    """Counters of one episode, kept by the capture loop."""
-
-    index: int
-    ticks: int
-    """Ticks the episode spans (episode_time_s * fps)."""
-    frames: int = 0
-    late_ticks: int = 0
-    """Ticks skipped because the loop was still busy when their slot passed."""
-    add_frame_s: list[float] = field(default_factory=list)
-    display_offer_s: list[float] = field(default_factory=list)
-    """Time the loop spent handing each tick to the live display (empty without --display_data)."""
-    report: EpisodeReport | None = None
-    partial: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        p50, p99 = _percentiles_ms(self.add_frame_s)
-        display = {}
-        if self.display_offer_s:
-            d50, d99 = _percentiles_ms(self.display_offer_s)
-            display = {"display_offer_p50_ms": round(d50, 3), "display_offer_p99_ms": round(d99, 3)}
-        cameras = self.report.cameras if self.report else {}
-        return {"episode_index": self.report.episode_index if self.report else None, "frames": self.frames,
-                "ticks": self.ticks, "partial": self.partial, "late_ticks": self.late_ticks,
-                "dropped": {name: c.dropped for name, c in cameras.items()},
-                "adaptations": {name: [a.to_dict() for a in c.adaptations] for name, c in cameras.items()
-                                if c.adaptations},
-                "save_s": round(self.report.save_s, 4) if self.report else None,
-                "add_frame_p50_ms": None if p50 is None else round(p50, 3),
-                "add_frame_p99_ms": None if p99 is None else round(p99, 3), **display}
-
-
-def _percentiles_ms(samples_s: list[float]) -> tuple[float, float] | tuple[None, None]:
-    if not samples_s:
-        return None, None
-    p50, p99 = np.percentile(np.asarray(samples_s) * 1e3, [50, 99])
-    return float(p50), float(p99)
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """What the live display shows; copied from the loop's counters about 4 times a second."""
-
-    phase: str
-    episode: int
-    elapsed_s: float
-    total_s: float
-    frames: int
-    late_ticks: int
-    loop_hz: float
-    cpu_pct: float
-    cameras: tuple[tuple[str, int, int], ...]
-    """(camera, queue depth, dropped this episode)."""
-
-
-class _StopRequest:
-    """Signal handler: remembers the first signal; the loop checks `signum` between ticks.
-
-    Only sets an attribute (and writes a note with os.write): anything that takes a lock could
-    deadlock if the signal lands while the main thread holds it.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
-            self.signum = signum
-        else:
-            os.write(2, b"\nstreamrec record: already stopping; finalizing the dataset, please wait\n")
+class _Stopped(Exception):
+    """A stop was requested while the sources were opening."""
 
 
 class Recording:
@@ -310,12 +202,17 @@ class Recording:
 
     def __init__(self, config: RecordConfig) -> None:
         self.config = config
-        self.ds = config.dataset
-        self.console = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
-        self.live = self.console.is_terminal
-        self.stop = _StopRequest()
+        self.ds = ds = config.dataset
+        self.status = RecordingStatus(num_episodes=ds.num_episodes, fps=ds.fps, episode_time_s=ds.episode_time_s,
+                                      reset_time_s=ds.reset_time_s, queue_maxsize=ds.encoder_queue_maxsize,
+                                      streaming=ds.streaming_encoding, root=ds.root,
+                                      batch_size=ds.batch_encoding_size)
+        self.stop = StopRequest("streamrec record")
         self.sources: list[CameraSource] = []
+        self.robot: RobotSource | None = None
+        self._keys: list[tuple[CameraSource, str, str]] = []
+        """Per camera: its source, its video key, its capture-time key."""
+        self._rec: DatasetRecorder | None = None
         self.display: DisplayWorker | None = None
         self.display_error: DisplayError | None = None
         self._display_ticks = 0
@@ -324,14 +221,6 @@ class Recording:
         """Robot feature keys the display shows."""
         self._display_counts: tuple[int, int, int] | None = None
         """(offered, dropped, logged) ticks, once the display thread has ended."""
-        self.robot: RobotSource | None = None
-        self.episodes: list[EpisodeFigures] = []
-        self._process = psutil.Process()
-        self._children: dict[int, psutil.Process] = {}
-        self._tick_times: deque[float] = deque(maxlen=max(2, self.ds.fps))
-        self._snapshot = _Snapshot("starting", 0, 0.0, 0.0, 0, 0, 0.0, 0.0, ())
-        self._rec: DatasetRecorder | None = None
-        self._episode_start = self._status_at = 0.0
 
     # -- top level ------------------------------------------------------------------------------
 
@@ -344,19 +233,17 @@ class Recording:
                 signal.signal(s, handler)
 
     def _fail(self, message: str, code: int) -> int:
-        self.err.print(Text(f"streamrec record: {message}", "bold red"))
+        self.status.fail(message, "streamrec record")
         return code
 
     def _run(self) -> int:
         root = Path(self.ds.root)
-        if (root / ".streamrec").exists():
-            return self._fail(f"{root} holds an interrupted recording; run `streamrec repair {root}` to keep its "
-                              "saved episodes, or record into a new folder", 1)
-        if self.config.resume and not (root / "meta" / "info.json").is_file():
-            return self._fail(f"--resume=true: {root} holds no dataset (no meta/info.json) to add episodes to", 1)
-        if not self.config.resume and root.exists() and (not root.is_dir() or any(root.iterdir())):
-            return self._fail(f"{root} is not empty; record into a new or empty folder, or add episodes to the "
-                              "dataset in it with --resume=true", 1)
+        try:
+            check_dataset_root(root, resume=self.config.resume)
+            if self.config.report_json:
+                check_writable_file(Path(self.config.report_json), "--report-json")
+        except PathProblem as e:
+            return self._fail(str(e), 1)
         if self.config.display_data:
             try:
                 import_rerun()
@@ -376,6 +263,8 @@ class Recording:
             return self._fail(str(e), 2)
         except StreamrecError as e:  # also DisplayError: asked for, the display must start
             return self._fail(str(e), 1)
+        except OSError as e:  # the dataset folder cannot be made or written
+            return self._fail(f"cannot write the dataset at {root}: {e}", 1)
         if rec is None:  # stopped while the cameras were opening
             return _EXIT_ON_SIGNAL[self.stop.signum]
         code = 0
@@ -389,14 +278,15 @@ class Recording:
                 with contextlib.suppress(StreamrecError):  # finalize() below reports a failed encoder
                     rec.clear_episode()
             try:
-                rec.finalize(progress=self._encode_progress)
+                rec.finalize(progress=self.status.encode_progress)
             except StreamrecError as e:
                 code = self._fail(str(e), 1)
             for source in self.sources:
                 source.close()
-        self._summary(rec)
+        self.status.summary(rec, self.stop.signum, self._display_lines())
         if self.config.report_json:
-            self._write_report(Path(self.config.report_json), rec)
+            write_report(Path(self.config.report_json), self.status.report(
+                rec, self.stop.signum, [key for _, key, _ in self._keys], self._display_report()))
         if code == 0 and self.stop.signum is not None:
             code = _EXIT_ON_SIGNAL[self.stop.signum]
         return code
@@ -420,29 +310,25 @@ class Recording:
                 self.robot = FootageRobot(footage[0])
             else:
                 self.robot = SyntheticRobot(fps=self.ds.fps)
+            self._keys = [(s, IMAGE_PREFIX + s.name, IMAGE_PREFIX + s.name + CAPTURE_TIME_SUFFIX)
+                          for s in self.sources]
             features: dict[str, dict[str, Any]] = {}
-            for source in self.sources:
-                features[IMAGE_PREFIX + source.name] = {"dtype": "video", "shape": list(source.shape)}
-            for source in self.sources:
-                features[IMAGE_PREFIX + source.name + CAPTURE_TIME_SUFFIX] = {
-                    "dtype": "float64", "shape": [1], "names": None}
+            for source, key, _ in self._keys:
+                features[key] = {"dtype": "video", "shape": list(source.shape)}
+            for _, _, time_key in self._keys:
+                features[time_key] = {"dtype": "float64", "shape": [1], "names": None}
             features.update(self.robot.features)
             if self.config.display_data:
                 self._open_display(self.robot.features)
             ds = self.ds
+            options = {name: getattr(ds, name) for name in OPTION_NAMES}
             if self.config.resume:
-                rec = DatasetRecorder.resume(
-                    ds.root, fps=ds.fps, features=features, robot_type=ds.robot_type,
-                    camera_encoder=None if ds.camera_encoder == EncoderConfig() else ds.camera_encoder,
-                    streaming_encoding=ds.streaming_encoding, encoder_threads=ds.encoder_threads,
-                    encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
-                    adapt_on_overload=ds.adapt_on_overload, batch_encoding_size=ds.video_encoding_batch_size)
+                if ds.camera_encoder == EncoderConfig():  # left at its default: the dataset's settings
+                    del options["camera_encoder"]
+                rec = DatasetRecorder.resume(ds.root, fps=ds.fps, features=features, robot_type=ds.robot_type,
+                                             **options)
             else:
-                rec = DatasetRecorder.create(
-                    ds.root, ds.fps, features, robot_type=ds.robot_type, streaming_encoding=ds.streaming_encoding,
-                    camera_encoder=ds.camera_encoder, encoder_threads=ds.encoder_threads,
-                    encoder_queue_maxsize=ds.encoder_queue_maxsize, queue_full_policy=ds.queue_full_policy,
-                    adapt_on_overload=ds.adapt_on_overload, batch_encoding_size=ds.video_encoding_batch_size)
+                rec = DatasetRecorder.create(ds.root, ds.fps, features, robot_type=ds.robot_type, **options)
         except _Stopped:
             self._close_display()
             for source in self.sources:
@@ -460,115 +346,68 @@ class Recording:
 
     def _record_all(self, rec: DatasetRecorder) -> None:
         cams = ", ".join(f"{s.name} {s.shape[1]}x{s.shape[0]} {s.config.type}" for s in self.sources)
-        self._say(f"recording {self.ds.num_episodes} episode(s) of {self.ds.episode_time_s:g} s at "
-                  f"{self.ds.fps} fps to {rec.root} (cameras: {cams}; {', '.join(sorted(set(rec.encoders.values())))})")
-        if not self.live:
+        self.status.say(f"recording {self.ds.num_episodes} episode(s) of {self.ds.episode_time_s:g} s at "
+                        f"{self.ds.fps} fps to {rec.root} (cameras: {cams}; "
+                        f"{', '.join(sorted(set(rec.encoders.values())))})")
+        with self.status.showing(rec):
             self._episodes(rec)
-            return
-        handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
-        with Live(console=self.console, get_renderable=self._render, refresh_per_second=4, transient=True):
-            # Live redirects sys.stderr through itself; point log output there so that warnings
-            # print above the display instead of tearing through it.
-            old = [h.setStream(sys.stderr) for h in handlers]
-            try:
-                self._episodes(rec)
-            finally:
-                for h, stream in zip(handlers, old):
-                    if stream is not None:
-                        h.setStream(stream)
+
+    def _read_row(self) -> dict[str, Any]:
+        """One tick: every camera read into its queue buffer (no copy on the way), then the robot."""
+        rec = self._rec
+        row: dict[str, Any] = {"task": self.ds.single_task}
+        for source, key, time_key in self._keys:
+            buffer = rec.frame_buffer(key)
+            row[time_key] = source.read_into(buffer)
+            row[key] = buffer
+        row.update(self.robot.read())
+        return row
 
     def _episodes(self, rec: DatasetRecorder) -> None:
         n = self.ds.num_episodes
+        status = self.status
         k = 0
         while k < n:
             if self.stop.signum is not None:
                 return
-            fig = EpisodeFigures(index=k, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
-            self.episodes.append(fig)
-            assert self.robot is not None
+            fig = EpisodeFigures(number=k + 1, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
+            status.episodes.append(fig)
             self.robot.start_episode(k)
+            after_add = self._offer_display if self.display is not None else None
             try:
                 try:
-                    self._record_episode(rec, fig)
+                    paced_episode(rec, fig, status, self.stop, self.ds.fps, self._read_row, after_add)
                 except SourceError:
                     # A camera stopped mid-episode: the recording ends; what the other cameras and
                     # this one delivered until then is kept if the user keeps partial episodes.
                     if fig.frames and self.ds.save_partial_episode:
                         fig.partial = True
-                        fig.report = rec.save_episode(progress=self._encode_progress)
-                        self._say(self._episode_line(fig) + ", up to the camera failure")
+                        fig.report = rec.save_episode(progress=status.encode_progress)
+                        status.say(status.episode_line(fig) + ", up to the camera failure")
                     raise
                 stopped = self.stop.signum is not None
+                status.stopping = stopped
                 if fig.frames and (not stopped or self.ds.save_partial_episode):
                     fig.partial = stopped
-                    self._update_status("saving", fig, force=True)
-                    fig.report = rec.save_episode(progress=self._encode_progress)
-                    self._say(self._episode_line(fig))
+                    status.update("saving", fig, force=True)
+                    fig.report = rec.save_episode(progress=status.encode_progress)
+                    status.say(status.episode_line(fig))
                 elif fig.frames:
                     rec.clear_episode()
-                    self._say(f"episode {k + 1}/{n}: stopped after {fig.frames} frames; discarded "
-                              "(--dataset.save_partial_episode=true keeps it)")
+                    status.say(f"episode {k + 1}/{n}: stopped after {fig.frames} frames; discarded "
+                               "(--dataset.save_partial_episode=true keeps it)")
             except EncoderRestarted as e:
                 # The episode in progress is gone and a new encoder took over: record it again.
-                self.episodes.pop()
+                status.episodes.pop()
                 log.warning("episode %d/%d: %s; recording it again", k + 1, n, e)
                 continue
             if stopped:
                 return
             if k < n - 1 and self.ds.reset_time_s > 0:
-                self._reset_wait(fig)
+                reset_wait(self.ds.reset_time_s, fig, status, self.stop)
             k += 1
 
-    def _record_episode(self, rec: DatasetRecorder, fig: EpisodeFigures) -> None:
-        period = 1.0 / self.ds.fps
-        task = self.ds.single_task
-        keys = [(s, IMAGE_PREFIX + s.name, IMAGE_PREFIX + s.name + CAPTURE_TIME_SUFFIX) for s in self.sources]
-        robot = self.robot
-        assert robot is not None
-        self._tick_times.clear()
-        start = time.monotonic()
-        self._episode_start = start
-        self._update_status("recording", fig, force=True)
-        tick = 0
-        while tick < fig.ticks and self.stop.signum is None:
-            due = start + tick * period
-            now = time.monotonic()
-            if now < due:
-                time.sleep(due - now)
-                if self.stop.signum is not None:
-                    break
-            elif now - due > period / 2:
-                # This tick's slot has passed: move to the nearest tick instead of bursting frames.
-                missed = min(int((now - due) / period + 0.5), fig.ticks - tick)
-                fig.late_ticks += missed
-                tick += missed
-                continue
-            frame: dict[str, Any] = {"task": task}
-            for source, key, time_key in keys:
-                frame[key], frame[time_key] = source.read_timed()
-            frame.update(robot.read())
-            t0 = time.perf_counter()
-            rec.add_frame(frame)
-            t1 = time.perf_counter()
-            fig.add_frame_s.append(t1 - t0)
-            if self.display is not None:
-                self._offer_display(frame, fig, keys)
-            fig.frames += 1
-            tick += 1
-            self._tick_times.append(time.monotonic())
-            self._update_status("recording", fig)
-
-    def _reset_wait(self, fig: EpisodeFigures) -> None:
-        end = time.monotonic() + self.ds.reset_time_s
-        self._episode_start = time.monotonic()
-        while self.stop.signum is None:
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self._update_status("reset", fig)
-            time.sleep(min(left, 0.05))
-
-    # -- live display ---------------------------------------------------------------------------
+    # -- live display (Rerun) -------------------------------------------------------------------
 
     def _open_display(self, robot_features: Mapping[str, Mapping[str, Any]]) -> None:
         """Start the display thread and its Rerun sink (the viewer, or the .rrd file without a screen).
@@ -582,17 +421,16 @@ class Recording:
         self.display = DisplayWorker(sink)
         self.display.start()
         where = f"saving to {self._rrd_path} (no screen here)" if self._rrd_path else "in the Rerun viewer"
-        self._say(f"live display: {where}; {self.display.config.image_hz:g} images/s per camera, at most "
+        self.status.say(f"live display: {where}; {self.display.config.image_hz:g} images/s per camera, at most "
                   f"{self.display.config.max_width} pixels wide")
 
-    def _offer_display(self, frame: Mapping[str, Any], fig: EpisodeFigures,
-                       keys: list[tuple[CameraSource, str, str]]) -> None:
+    def _offer_display(self, frame: Mapping[str, Any], fig: EpisodeFigures) -> None:
         display = self.display
         assert display is not None
         t0 = time.perf_counter()
         try:
-            display.offer(index=self._display_ticks, episode_index=fig.index, frame_index=fig.frames - 1,
-                          capture_time_s=frame[keys[0][2]], images={key: frame[key] for _, key, _ in keys},
+            display.offer(index=self._display_ticks, episode_index=fig.number - 1, frame_index=fig.frames - 1,
+                          capture_time_s=frame[self._keys[0][2]], images={key: frame[key] for _, key, _ in self._keys},
                           values={key: frame[key] for key in self._display_values})
         except DisplayError as e:
             # The recording matters more than its preview: say so once and go on without it.
@@ -618,146 +456,21 @@ class Recording:
         self._display_counts = (display.offered, display.dropped, display.logged)
         self.display = None
 
-    # -- status ---------------------------------------------------------------------------------
+    def _display_lines(self) -> list[str]:
+        if self._display_counts is None:
+            return []
+        offered, dropped, logged = self._display_counts
+        failed = f"; stopped early: {self.display_error}" if self.display_error else ""
+        lines = [f"Live display: {logged} of {offered} ticks shown, {dropped} dropped while the display was "
+                 f"behind{failed}"]
+        if self._rrd_path:
+            lines.append(f"Live display saved to {self._rrd_path}; open it with: rerun {self._rrd_path}")
+        return lines
 
-    def _say(self, line: str) -> None:
-        """One plain line per event; on a terminal rich prints it above the live display."""
-        if self.live:
-            self.console.print(line)
-        else:
-            print(line, flush=True)
-
-    def _episode_line(self, fig: EpisodeFigures) -> str:
-        r = fig.report
-        assert r is not None
-        drops = ", ".join(f"{name.removeprefix(IMAGE_PREFIX)} {c.dropped}" for name, c in r.cameras.items())
-        partial = " (partial)" if fig.partial else ""
-        if r.videos_pending:
-            video = f" (video waits for the batch of {self.ds.video_encoding_batch_size})"
-        elif r.encoded_episodes != (r.episode_index,):
-            video = f" (encoded episodes {r.encoded_episodes[0] + 1}-{r.encoded_episodes[-1] + 1})"
-        else:
-            video = ""
-        return (f"episode {fig.index + 1}/{self.ds.num_episodes}{partial}: {fig.frames} frames, dropped {drops}, "
-                f"late ticks {fig.late_ticks}, saved in {r.save_s * 1e3:.0f} ms{video}")
-
-    def _encode_progress(self, p: EncodeProgress) -> None:
-        """Progress of encoding saved PNG episodes (streaming_encoding=false), for the live display."""
-        if not self.live:
-            return
-        s = self._snapshot
-        self._snapshot = _Snapshot("encoding", p.episode_index, p.frames_done, p.frames_total, s.frames,
-                                   s.late_ticks, 0.0, self._cpu_percent(), s.cameras)
-
-    def _update_status(self, phase: str, fig: EpisodeFigures, force: bool = False) -> None:
-        """Copy the counters for the display thread, at most every STATUS_PERIOD_S (cheap reads only)."""
-        if not self.live:
-            return
-        now = time.monotonic()
-        if not force and now - self._status_at < STATUS_PERIOD_S:
-            return
-        self._status_at = now
-        times = self._tick_times
-        loop_hz = (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0
-        rec = self._rec
-        cameras = tuple((c.camera, c.queue_depth, c.dropped) for c in rec.camera_status()) if rec else ()
-        total = self.ds.reset_time_s if phase == "reset" else self.ds.episode_time_s
-        self._snapshot = _Snapshot(phase, fig.index, now - self._episode_start, total, fig.frames,
-                                   fig.late_ticks, loop_hz, self._cpu_percent(), cameras)
-
-    def _cpu_percent(self) -> float:
-        """CPU use since the last call, in % of one core: this process (all its threads) plus its
-        children, since encoders may run in worker processes."""
-        total = self._process.cpu_percent(None)
-        with contextlib.suppress(psutil.Error):
-            children = {p.pid: p for p in self._process.children(recursive=True)}
-            # Keep each child's Process object: cpu_percent measures from the previous call on it.
-            self._children = {pid: self._children.get(pid, p) for pid, p in children.items()}
-        for child in self._children.values():
-            with contextlib.suppress(psutil.Error):
-                total += child.cpu_percent(None)
-        return total
-
-    def _render(self) -> Group:
-        """The live display; runs on rich's refresh thread and reads only the snapshot."""
-        s = self._snapshot
-        n = self.ds.num_episodes
-        left = max(0.0, s.total_s - s.elapsed_s)
-        head = Table.grid(padding=(0, 2))
-        label = {"recording": f"Episode {s.episode + 1}/{n}", "reset": f"Reset before episode {s.episode + 2}/{n}",
-                 "saving": f"Saving episode {s.episode + 1}/{n}",
-                 "encoding": f"Encoding episode {s.episode + 1} from PNGs"}.get(s.phase, s.phase)
-        # While encoding, the bar counts frames, not seconds.
-        remaining = f"{left:.0f} frames left" if s.phase == "encoding" else f"{left:4.1f} s left"
-        head.add_row(Text(label, "bold"), ProgressBar(total=max(s.total_s, 1e-9), completed=min(s.elapsed_s, s.total_s),
-                                                      width=40), Text(remaining))
-        late_style = "yellow" if s.late_ticks else "green"
-        rate = Text.assemble(
-            f"loop {s.loop_hz:5.1f} / {self.ds.fps} Hz   ", (f"late ticks {s.late_ticks}", late_style),
-            f"   frames {s.frames}   CPU {s.cpu_pct:.0f} %   -> {self.ds.root}")
-        cams = Table(box=None, padding=(0, 2), show_edge=False)
-        cams.add_column("camera")
-        cams.add_column("queue", justify="right")
-        cams.add_column("dropped", justify="right")
-        for name, depth, dropped in s.cameras:
-            cams.add_row(name.removeprefix(IMAGE_PREFIX), f"{depth}/{self.ds.encoder_queue_maxsize}",
-                         Text(str(dropped), "yellow" if dropped else ""))
-        parts: list[Any] = [head, rate, cams]
-        dropping = [name.removeprefix(IMAGE_PREFIX) for name, _, dropped in s.cameras if dropped]
-        if s.late_ticks:
-            parts.append(Text(f"! loop running late: {s.late_ticks} tick(s) skipped this episode; the machine "
-                              f"cannot keep {self.ds.fps} fps with this load", "bold yellow"))
-        if dropping and self.ds.streaming_encoding:
-            parts.append(Text(f"! encoders falling behind, dropping frames ({', '.join(dropping)}): try "
-                              "--dataset.camera_encoder.vcodec=h264, fewer --dataset.encoder_threads, or "
-                              "--dataset.streaming_encoding=false", "bold yellow"))
-        elif dropping:
-            parts.append(Text(f"! PNG writing falling behind, dropping frames ({', '.join(dropping)}): the disk or "
-                              "the CPU is too slow for these cameras; fewer or smaller cameras help", "bold yellow"))
-        if self.stop.signum is not None:
-            parts.append(Text("stopping: finishing the episode and finalizing the dataset", "bold"))
-        return Group(*parts)
-
-    def _summary(self, rec: DatasetRecorder) -> None:
-        table = Table(title=f"streamrec record {rec.root}", title_justify="left")
-        for column in ("Episode", "Frames", "Dropped", "Late ticks", "Save ms", "add_frame p99 ms"):
-            table.add_column(column, justify="right")
-        table.add_column("Status")
-        for fig in self.episodes:
-            figures = fig.to_json()
-            drops = sum(figures["dropped"].values())
-            status = "partial" if fig.partial else "saved" if fig.report else "discarded"
-            save = "-" if fig.report is None else f"{fig.report.save_s * 1e3:.0f}"
-            p99 = "-" if figures["add_frame_p99_ms"] is None else f"{figures['add_frame_p99_ms']:.2f}"
-            table.add_row(str(fig.index), str(fig.frames), str(drops), str(fig.late_ticks), save, p99, status)
-        self.console.print(table)
-        frames = sum(f.frames for f in self.episodes if f.report)
-        stopped = "" if self.stop.signum is None else f" (stopped by {signal.Signals(self.stop.signum).name})"
-        self.console.print(f"Dataset: {rec.root} - {rec.num_episodes} episode(s), {frames} frames{stopped}")
-        if self._display_counts is not None:
-            offered, dropped, logged = self._display_counts
-            failed = f"; stopped early: {self.display_error}" if self.display_error else ""
-            self.console.print(f"Live display: {logged} of {offered} ticks shown, {dropped} dropped while the "
-                               f"display was behind{failed}")
-            if self._rrd_path:
-                self.console.print(f"Live display saved to {self._rrd_path}; open it with: rerun {self._rrd_path}")
-
-    def _write_report(self, path: Path, rec: DatasetRecorder) -> None:
-        report = {
-            "dataset": str(rec.root), "fps": self.ds.fps, "episode_time_s": self.ds.episode_time_s,
-            "cameras": [IMAGE_PREFIX + s.name for s in self.sources],
-            "stopped_by": None if self.stop.signum is None else signal.Signals(self.stop.signum).name,
-            "episodes": [f.to_json() for f in self.episodes],
-        }
-        if self._display_counts is not None:
-            offered, dropped, logged = self._display_counts
-            report["display"] = {"offered": offered, "dropped": dropped, "logged": logged,
-                                 "rrd": None if self._rrd_path is None else str(self._rrd_path),
-                                 "error": None if self.display_error is None else str(self.display_error)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-
-
-class _Stopped(Exception):
-    """A stop was requested while the sources were opening."""
-
+    def _display_report(self) -> dict[str, Any]:
+        if self._display_counts is None:
+            return {}
+        offered, dropped, logged = self._display_counts
+        return {"display": {"offered": offered, "dropped": dropped, "logged": logged,
+                            "rrd": None if self._rrd_path is None else str(self._rrd_path),
+                            "error": None if self.display_error is None else str(self.display_error)}}

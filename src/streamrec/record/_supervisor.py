@@ -157,7 +157,8 @@ class EncoderSupervisor:
         out = []
         for name, w in self.workers.items():
             s = w.queue.stats()
-            out.append(CameraStatus(name, w.queue.depth(), s.frames_in, s.frames_dropped))
+            # The frame being encoded is still counted by the queue; the status shows those waiting.
+            out.append(CameraStatus(name, max(0, w.queue.depth() - 1), s.frames_in, s.frames_dropped))
         return out
 
     # -- failures ---------------------------------------------------------------------------------
