@@ -391,6 +391,13 @@ class DatasetReader:
         return [{n: {s: np.asarray(columns[f"stats/{n}/{s}"][i]) for s in STAT_NAMES} for n in names}
                 for i in range(table.num_rows)]
 
+    def stats(self) -> dict[str, Stats] | None:
+        """meta/stats.json as arrays; None when it is absent."""
+        if not self.layout.stats.exists():
+            return None
+        return {name: {k: np.asarray(v) for k, v in s.items()}
+                for name, s in json.loads(self.layout.stats.read_text()).items()}
+
     # -- data rows --------------------------------------------------------------------------------
 
     @property

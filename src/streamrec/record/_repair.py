@@ -34,6 +34,7 @@ from ..dataset._journal import EpisodeJournal, SavedEpisode
 from ..dataset._layout import WORK_DIR, FileIndex, Layout
 from ..dataset._lock import WorkLock
 from ..dataset._mp4 import rebuild_video_file
+from ..dataset._reader import DatasetReader
 from ..dataset._writer import DatasetWriter, ExistingDataset
 from ..encode._queue import QueueFullPolicy
 from ..encode._worker import encoder_processes
@@ -201,7 +202,7 @@ def _repair_camera(layout: Layout, camera: str, base: ExistingDataset, metas: li
             raise DatasetError(f"{path} holds saved episodes {episodes} but cannot be read, and their packets "
                                f"are no longer in {layout.spool_dir(camera)}; those episodes cannot be recovered")
     used = set(by_file) | base.video_files[camera]
-    for path in sorted(layout.video_dir(camera).glob("chunk-*/file-*.mp4")):
+    for path in DatasetReader(layout.root).files("videos", camera):
         if FileIndex.of(path) not in used:
             path.unlink()
             report.removed.append(f"{path.relative_to(layout.root)} (no saved episode in it)")

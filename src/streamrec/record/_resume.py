@@ -9,12 +9,9 @@ given by the caller must match the dataset's; anything not given is taken from i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from .._errors import DatasetError
 from ..dataset._features import DEFAULT_FEATURES, parse_features
@@ -59,10 +56,7 @@ def read_existing(root: Path, *, repairing: bool = False, leave_out: Collection[
                            f"lists {total_episodes}; run `streamrec verify` on it")
     stat_names = [f.name for f in features if f.dtype != "string"] + list(DEFAULT_FEATURES)
     episode_stats = reader.episode_stats(stat_names)
-    stats_json = None
-    if not episode_stats and reader.layout.stats.exists():
-        stats_json = {name: {k: np.asarray(v) for k, v in s.items()}
-                      for name, s in json.loads(reader.layout.stats.read_text()).items()}
+    stats_json = None if episode_stats else reader.stats()
     return ExistingDataset(
         info=info, features=features, camera_encoder=encoder_from_info(root, reader.features, cameras),
         tasks={task: i for i, task in enumerate(tasks or [])},
