@@ -506,9 +506,10 @@ class DatasetReader:
 
     # -- for operations that need a sound dataset -------------------------------------------------
 
-    def require(self, what: str) -> None:
-        """Raise DatasetError for the first error found so far, saying `what` cannot go on."""
-        errors = self.findings.errors
+    def require(self, what: str, *, ignore: Collection[str] = ()) -> None:
+        """Raise DatasetError for the first error found so far (but those with a code in `ignore`),
+        saying `what` cannot go on."""
+        errors = [f for f in self.findings.errors if f.code not in ignore]
         if errors:
             raise DatasetError(f"{self.root}: {errors[0].message}; {what} needs a sound dataset (run "
                                f"`streamrec verify {self.root}` for every problem)")

@@ -49,7 +49,10 @@ def read_existing(root: Path, *, repairing: bool = False, leave_out: Collection[
     episodes = reader.episodes
     # A dataset whose first session never finalized has no tasks file yet (repair).
     tasks = reader.tasks if layout.tasks.exists() or episodes else []
-    reader.require("appending episodes")
+    # Repairing, info.json may already count the session's episodes (finalize writes it last, and
+    # was killed after): the totals are rewritten from the journal anyway.
+    reader.require("repair" if repairing else "appending episodes",
+                   ignore=("episodes_missing",) if repairing else ())
     total_episodes = len(episodes)
     if total_episodes != info.get("total_episodes") and not repairing:
         raise DatasetError(f"{root}: info.json says total_episodes = {info.get('total_episodes')}, meta/episodes "
