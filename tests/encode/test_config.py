@@ -99,7 +99,7 @@ def test_an_encoder_missing_from_the_build_is_named():
     pytest.param("h264_qsv", 28, {"global_quality": "28", "preset": "veryfast", "threads": "2"},
                  marks=needs("h264_qsv")),
     pytest.param("hevc_v4l2m2m", 28, {"threads": "2"}, marks=needs("hevc_v4l2m2m")),  # no quality knob: a bitrate
-    ("libx265", 28, {"crf": "28", "preset": "ultrafast", "threads": "2", "x265-params": "log-level=error"}),
+    ("libx265", 28, {"crf": "28", "preset": "ultrafast", "threads": "2", "x265-params": "log-level=error:open-gop=0"}),
 ])
 def test_crf_goes_to_each_encoders_own_quality_knob(vcodec, crf, expected):
     preset = {"h264_nvenc": "p4", "av1_nvenc": "p4", "h264_qsv": "veryfast", "libx265": "ultrafast"}.get(vcodec)

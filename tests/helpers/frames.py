@@ -106,3 +106,20 @@ def write_id_video(path: Path, frames: int = 64, height: int = 120, width: int =
             container.mux(stream.encode(av.VideoFrame.from_ndarray(id_frame(i, height, width), format="rgb24")))
         container.mux(stream.encode())
     return path
+
+
+def frame_after_seek(path: Path, t: Fraction) -> np.ndarray | None:
+    """The frame at exactly `t` s, decoded the way LeRobot's loader reads one row: seek to the keyframe
+    before `t` (one time-base tick before it, as the loader does), decode forward. None when that
+    decode never yields a frame at `t` (a decoder drops pictures that depend on one before the
+    keyframe it started at)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        c.seek(round(t / s.time_base) - 1, stream=s, backward=True, any_frame=False)
+        for f in c.decode(s):
+            at = f.pts * s.time_base
+            if at == t:
+                return f.to_ndarray(format="rgb24")
+            if at > t:
+                return None
+    return None

@@ -105,9 +105,11 @@ SVT_AV1 = Family(
     fixed={"svtav1-params": "pred-struct=1"})
 X264 = Family("x264", "software", False, quality=Knob("crf"),
               fast_decode=Knob("tune", lambda _: "fastdecode", unless=0))
+# Closed GOPs: x265's default open GOP makes its later keyframes CRA pictures, and a decoder that
+# starts at one (a loader seeking to a row) drops the pictures after it that refer back across it.
 X265 = Family("x265", "software", False, quality=Knob("crf"),
               fast_decode=Knob("tune", lambda _: "fastdecode", unless=0),
-              fixed={"x265-params": "log-level=error"})
+              fixed={"x265-params": "log-level=error:open-gop=0"})
 NVENC = Family("NVENC", "NVIDIA GPU", True, quality=Knob("qp"), fixed={"rc": "constqp"})
 VAAPI = Family("VAAPI", "Intel/AMD GPU (VA-API)", True, quality=Knob("qp"), preset=None,
                fixed={"rc_mode": "CQP"}, feed={"yuv420p": "nv12"}, device="vaapi")
