@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -54,7 +55,7 @@ def probe(path: Path) -> StreamInfo:
     """The first video stream's codec and pixel format, from the MP4's header (nothing decoded)."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        return StreamInfo(codec=s.codec_context.name, pix_fmt=s.codec_context.pix_fmt,
+        return StreamInfo(codec=_codec_family(s.codec_context.name), pix_fmt=s.codec_context.pix_fmt,
                           width=s.codec_context.width, height=s.codec_context.height)
 
 
@@ -62,7 +63,7 @@ def preview_reason(stream: StreamInfo, is_depth: bool) -> str | None:
     """Why this stream needs a preview, or None when browsers play it as it is."""
     if is_depth:
         return f"depth ({stream.codec} {stream.pix_fmt}) shown as a colour map"
-    allowed = _PLAYABLE.get(_codec_family(stream.codec))
+    allowed = _PLAYABLE.get(stream.codec)
     if allowed is None:
         return f"{stream.codec} is not played by browsers; transcoded to H.264"
     if stream.pix_fmt not in allowed:
@@ -71,8 +72,8 @@ def preview_reason(stream: StreamInfo, is_depth: bool) -> str | None:
 
 
 def _codec_family(name: str) -> str:
-    # The decoder PyAV picks may be named after its library (libdav1d for AV1).
-    return {"libdav1d": "av1", "libaom-av1": "av1", "libvpx-vp9": "vp9", "hevc": "hevc"}.get(name, name)
+    # PyAV names a stream's codec after the decoder it picked, which may be a library (libdav1d for AV1).
+    return {"libdav1d": "av1", "libaom-av1": "av1", "libvpx-vp9": "vp9"}.get(name, name)
 
 
 def cache_key(path: Path, from_s: float, to_s: float, fps: float, is_depth: bool) -> str:
@@ -144,21 +145,28 @@ def _frames_in(container: av.container.InputContainer, stream: av.video.stream.V
         yield frame
 
 
-def _depth_values(frame: av.VideoFrame) -> np.ndarray:
+def _depth_values(frame: av.VideoFrame) -> tuple[np.ndarray, float]:
+    """The depth codes of a frame as stored (12-bit depth stays 0..4095), and the largest code."""
     fmt = frame.format.name
-    if fmt in ("gray", "gray8"):
-        return frame.to_ndarray().astype(np.float32)
     if fmt.startswith(("gray", "yuv")) and fmt.endswith(("le", "be")):
-        # Planar formats keep the luma plane's integers as stored (12-bit depth stays 0..4095).
         plane = frame.planes[0]
         dtype = np.dtype("<u2" if fmt.endswith("le") else ">u2")
         raw = np.frombuffer(plane, dtype=dtype).reshape(frame.height, plane.line_size // 2)
-        return raw[:, :frame.width].astype(np.float32)
-    return frame.to_ndarray(format="gray").astype(np.float32)
+        bits = int(re.search(r"(\d+)(?:le|be)$", fmt).group(1))
+        return raw[:, :frame.width].astype(np.float32), float(2**bits - 1)
+    if fmt == "gray":
+        return frame.to_ndarray().astype(np.float32), 255.0
+    return frame.to_ndarray(format="gray").astype(np.float32), 255.0
+
+
+def _valid(values: np.ndarray, top: float) -> np.ndarray:
+    # "No reading" is stored as 0, but lossy coding turns it into small codes; 1/256 of the range
+    # (0.26 m for 16-bit millimetres) is below what depth cameras measure, so nothing real is lost.
+    return values > top / 256
 
 
 def _depth_range(src: Path, from_s: float, to_s: float, half: float) -> tuple[float, float]:
-    """Near and far ends of the colour map: the 2nd and 98th percentile of valid (non-zero) depth
+    """Near and far ends of the colour map: the 2nd and 98th percentile of valid depth
     over up to 32 frames spread through the span, so one episode keeps one scale."""
     samples = []
     with av.open(str(src)) as c:
@@ -166,8 +174,9 @@ def _depth_range(src: Path, from_s: float, to_s: float, half: float) -> tuple[fl
         step = max(1, round((to_s - from_s) / (2 * half)) // 32)
         for i, frame in enumerate(_frames_in(c, s, from_s, to_s, half)):
             if i % step == 0:
-                v = _depth_values(frame)[::4, ::4]
-                samples.append(v[v > 0])
+                v, top = _depth_values(frame)
+                v = v[::4, ::4]
+                samples.append(v[_valid(v, top)])
     values = np.concatenate(samples) if samples else np.zeros(0, np.float32)
     if values.size == 0:
         return 0.0, 1.0
@@ -176,9 +185,9 @@ def _depth_range(src: Path, from_s: float, to_s: float, half: float) -> tuple[fl
 
 
 def _colourise(frame: av.VideoFrame, depth_range: tuple[float, float], lut: np.ndarray) -> np.ndarray:
-    v = _depth_values(frame)
+    v, top = _depth_values(frame)
     lo, hi = depth_range
     idx = np.clip((v - lo) * ((len(lut) - 1) / (hi - lo)), 0, len(lut) - 1).astype(np.intp)
     rgb = lut[idx]
-    rgb[v <= 0] = 0
+    rgb[~_valid(v, top)] = 0
     return rgb

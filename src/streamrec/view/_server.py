@@ -222,7 +222,8 @@ class Viewer:
             job.state = "ready"
 
     def preview_file(self, name: str) -> Path | None:
-        return self._previews.get(name) if _PREVIEW_NAME.match(name) else None
+        """A preview this server made (or found in its cache) for a referenced file; `name` is `<key>.mp4`."""
+        return self._previews.get(name.removesuffix(".mp4")) if _PREVIEW_NAME.match(name) else None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
