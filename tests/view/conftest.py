@@ -65,7 +65,8 @@ def record(root: Path, lengths: list[int], *, height: int = 96, width: int = 128
 def decoded_ids(root: Path, episode: int, key: str = TOP) -> list[int]:
     """The identity the loader's frame for each row of `episode` shows (decoded with PyAV)."""
     row = pq.read_table(root / EPISODES_FILE).to_pylist()[episode]
-    path = root / f"videos/{key}/chunk-{row[f'videos/{key}/chunk_index']:03d}/file-{row[f'videos/{key}/file_index']:03d}.mp4"
+    chunk, file = row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"]
+    path = root / f"videos/{key}/chunk-{chunk:03d}/file-{file:03d}.mp4"
     start = Fraction(row[f"videos/{key}/from_timestamp"]).limit_denominator(FPS * 1000)
     by_time = {}
     with av.open(str(path)) as c:

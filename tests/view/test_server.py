@@ -48,7 +48,8 @@ def test_page_embeds_every_episode(serve, ids_dataset):
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in headers["content-security-policy"]
     page = body.decode()
-    start = page.index('<script id="dataset" type="application/json">') + len('<script id="dataset" type="application/json">')
+    tag = '<script id="dataset" type="application/json">'
+    start = page.index(tag) + len(tag)
     summary = json.loads(page[start:page.index("</script>", start)])
     assert summary == get_json(server, "/api/dataset")
     assert summary["episodes"]["index"] == [0, 1, 2, 3]
