@@ -177,20 +177,36 @@ def depth_dataset(tmp_path_factory) -> Path:
 # -- a server in this process ---------------------------------------------------------------------------
 
 class Server:
-    """make_app() served on 127.0.0.1 (a free port) from a thread with its own event loop."""
+    """make_app() served on 127.0.0.1 (a free port) by a thread with its own event loop (the
+    browser driver runs an event loop of its own in the test's thread)."""
 
     def __init__(self, root: Path, cache_dir: Path, *, run_verify: bool = True,
                  allowed_hosts: frozenset[str] | None = frozenset({"127.0.0.1", "localhost"})) -> None:
-        self.loop = asyncio.new_event_loop()
         self.app = make_app(root, cache_dir=cache_dir, run_verify=run_verify, allowed_hosts=allowed_hosts)
+        self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(self.app, access_log=None)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(self.runner.setup())
+                self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", 0).start())
+            except BaseException as e:  # noqa: BLE001 - handed to the test's thread
+                failure.append(e)
+                started.set()
+                return
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        started.wait(30)
+        if failure:
+            raise failure[0]
         self.port = self.runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
