@@ -7,6 +7,9 @@ on what the browser actually displays.
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -202,3 +205,17 @@ def test_screenshot(serve, ids_dataset, page, tmp_path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     assert WRIST in page.evaluate("streamrecView.cams.map(c => c.key)")
+
+
+def test_a_stream_info_json_misnames_falls_back_to_a_preview(serve, hevc_dataset, page, tmp_path):
+    # info.json says H.264, the file is HEVC: the browser fails, the page asks for a preview of what
+    # the file really holds.
+    root = tmp_path / "misnamed"
+    shutil.copytree(hevc_dataset, root)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"][TOP]["info"].update({"video.codec": "h264", "video.pix_fmt": "yuv420p"})
+    (root / "meta/info.json").write_text(json.dumps(info))
+    server = serve(root, run_verify=False)
+    open_page(page, server, 0, 3)
+    assert "cannot play this file" in page.inner_text("#cameras figcaption")
+    assert read_id(grab(page, 0)) == ident(0, 3)

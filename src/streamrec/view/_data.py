@@ -43,10 +43,16 @@ class Camera:
     """`video.codec` from info.json; the MP4 itself is the authority (see the preview module)."""
     pix_fmt: str | None
     is_depth: bool
+    codec_by_file: dict[str, str] = field(default_factory=dict)
+    """`video.codec_by_file`: files whose codec differs from `codec` (an encoder replaced mid-recording)."""
 
     @property
     def name(self) -> str:
         return self.key.removeprefix("observation.images.")
+
+    def stated_codec(self, video_file: str) -> str | None:
+        """The codec info.json gives for one of this camera's files (relative to the dataset root)."""
+        return self.codec_by_file.get(video_file.removeprefix(f"videos/{self.key}/"), self.codec)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +154,9 @@ class Dataset:
         for name in columns:
             values = _as_matrix(table[name])
             out.append(Series(name=name, names=_dim_names(self.features[name], values.shape[1]), values=values))
+        del table
+        # Arrow's allocator keeps freed memory for reuse; a viewer idles between episodes, so give it back.
+        pa.default_memory_pool().release_unused()
         return out
 
     # -- reading ------------------------------------------------------------------------------
@@ -184,6 +193,7 @@ class Dataset:
                 raise DatasetError(f"{rel} cannot be read: {e}") from None
             for row in rows:
                 episodes.append(self._episode(row, len(episodes), rel))
+        pa.default_memory_pool().release_unused()
         return tuple(episodes)
 
     def _episode(self, row: dict[str, Any], position: int, where: str) -> Episode:
@@ -218,8 +228,10 @@ def _camera(key: str, feature: dict[str, Any]) -> Camera:
     info = feature.get("info") or {}
     shape = feature.get("shape") or [None, None]
     depth = bool(info.get("is_depth_map") or info.get("video.is_depth_map"))
+    by_file = info.get("video.codec_by_file")
     return Camera(key=key, height=info.get("video.height", shape[0]), width=info.get("video.width", shape[1]),
-                  codec=info.get("video.codec"), pix_fmt=info.get("video.pix_fmt"), is_depth=depth)
+                  codec=info.get("video.codec"), pix_fmt=info.get("video.pix_fmt"), is_depth=depth,
+                  codec_by_file={str(k): str(v) for k, v in by_file.items()} if isinstance(by_file, dict) else {})
 
 
 def _series_features(features: dict[str, dict[str, Any]]) -> tuple[str, ...]:

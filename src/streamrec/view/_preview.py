@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 PREVIEW_VERSION = 1
@@ -53,6 +52,8 @@ class StreamInfo:
 
 def probe(path: Path) -> StreamInfo:
     """The first video stream's codec and pixel format, from the MP4's header (nothing decoded)."""
+    import av  # PyAV's FFmpeg libraries cost the server ~17 MB; most datasets never need them
+
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         return StreamInfo(codec=_codec_family(s.codec_context.name), pix_fmt=s.codec_context.pix_fmt,
@@ -94,6 +95,8 @@ def make_preview(src: Path, dst: Path, *, from_s: float, to_s: float, fps: float
     Frame k of the preview has pts k / fps, so the page seeks the preview as it would an episode
     that starts at 0.
     """
+    import av
+
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     dst.parent.mkdir(parents=True, exist_ok=True)
     half = 0.5 / fps
@@ -129,8 +132,7 @@ def make_preview(src: Path, dst: Path, *, from_s: float, to_s: float, fps: float
         tmp.unlink(missing_ok=True)
 
 
-def _frames_in(container: av.container.InputContainer, stream: av.video.stream.VideoStream, from_s: float,
-               to_s: float, half: float):
+def _frames_in(container, stream, from_s: float, to_s: float, half: float):
     tb = stream.time_base
     if from_s > 0:
         container.seek(int(from_s / tb), stream=stream, backward=True)
@@ -145,7 +147,7 @@ def _frames_in(container: av.container.InputContainer, stream: av.video.stream.V
         yield frame
 
 
-def _depth_values(frame: av.VideoFrame) -> tuple[np.ndarray, float]:
+def _depth_values(frame) -> tuple[np.ndarray, float]:
     """The depth codes of a frame as stored (12-bit depth stays 0..4095), and the largest code."""
     fmt = frame.format.name
     if fmt.startswith(("gray", "yuv")) and fmt.endswith(("le", "be")):
@@ -168,6 +170,8 @@ def _valid(values: np.ndarray, top: float) -> np.ndarray:
 def _depth_range(src: Path, from_s: float, to_s: float, half: float) -> tuple[float, float]:
     """Near and far ends of the colour map: the 2nd and 98th percentile of valid depth
     over up to 32 frames spread through the span, so one episode keeps one scale."""
+    import av
+
     samples = []
     with av.open(str(src)) as c:
         s = c.streams.video[0]
@@ -184,7 +188,7 @@ def _depth_range(src: Path, from_s: float, to_s: float, half: float) -> tuple[fl
     return float(lo), float(max(hi, lo + 1))
 
 
-def _colourise(frame: av.VideoFrame, depth_range: tuple[float, float], lut: np.ndarray) -> np.ndarray:
+def _colourise(frame, depth_range: tuple[float, float], lut: np.ndarray) -> np.ndarray:
     v, top = _depth_values(frame)
     lo, hi = depth_range
     idx = np.clip((v - lo) * ((len(lut) - 1) / (hi - lo)), 0, len(lut) - 1).astype(np.intp)

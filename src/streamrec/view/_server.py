@@ -35,7 +35,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from . import _preview
-from ._data import Dataset
+from ._data import Camera, Dataset
 from ._health import HealthCheck
 
 log = logging.getLogger("streamrec.view")
@@ -91,6 +91,8 @@ class Viewer:
         self._previews: dict[str, Path] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamrec-view-preview")
+        # One reader thread: Arrow's allocator keeps a heap per thread, so more threads, more memory.
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamrec-view-read")
         self.summary_json = json.dumps(self.summary(), separators=(",", ":"))
 
     # -- JSON documents ------------------------------------------------------------------------------
@@ -129,21 +131,37 @@ class Viewer:
                 "adaptations": None if span.adaptations is None else [list(a) for a in span.adaptations],
                 "preview": None, "error": None,
             }
-            stream = self._stream(span.video_file)
+            entry["preview_status"] = f"/api/preview/{position}/{quote(cam.key)}"
+            stream = self._stream_info(cam, span.video_file)
             if isinstance(stream, str):
                 entry["error"] = stream
             else:
                 entry["codec"], entry["pix_fmt"] = stream.codec, stream.pix_fmt
                 reason = _preview.preview_reason(stream, cam.is_depth)
                 if reason:
-                    entry["preview"] = {"reason": reason, "status": f"/api/preview/{position}/{quote(cam.key)}"}
+                    entry["preview"] = {"reason": reason, "status": entry["preview_status"]}
             cameras.append(entry)
         series = [{"name": s.name, "names": list(s.names), "values": _columns(s.values)}
                   for s in self.dataset.series(position)]
         return {"position": position, "index": ep.index, "length": ep.length, "tasks": list(ep.tasks),
                 "fps": self.dataset.fps, "cameras": cameras, "series": series}
 
+    def _stream_info(self, cam: Camera, rel: str) -> _preview.StreamInfo | str:
+        """The stream as info.json states it, or as the MP4's header says when info.json does not.
+
+        info.json is trusted so that the server need not load FFmpeg for a dataset browsers play;
+        should it be wrong, the browser fails to play the file and the page asks for a preview,
+        which probes the file itself (and verify reports the mismatch as `video_codec`).
+        """
+        codec, pix_fmt = cam.stated_codec(rel), cam.pix_fmt
+        if codec and pix_fmt:
+            if self.safe_path(rel) is None:
+                return f"{rel} is missing or lies outside the dataset"
+            return _preview.StreamInfo(codec=codec, pix_fmt=pix_fmt, width=cam.width or 0, height=cam.height or 0)
+        return self._stream(rel)
+
     def _stream(self, rel: str) -> _preview.StreamInfo | str:
+        """The stream as the MP4's header says (probed once per file)."""
         if rel not in self._streams:
             path = self.safe_path(rel)
             if path is None:
@@ -171,7 +189,12 @@ class Viewer:
 
     # -- previews ------------------------------------------------------------------------------------
 
-    def preview_state(self, position: int, key: str) -> dict[str, Any]:
+    def preview_state(self, position: int, key: str, unplayable: bool = False) -> dict[str, Any]:
+        """Where the preview of one episode's camera is; the first call starts making it.
+
+        `unplayable`: the browser failed to play the original, so a preview is made even when the
+        stream looked playable.
+        """
         ep = self.dataset.episodes[position]
         cam = next((c for c in self.dataset.cameras if c.key == key), None)
         span = ep.spans.get(key)
@@ -181,7 +204,7 @@ class Viewer:
         stream = self._stream(span.video_file)
         if src is None or isinstance(stream, str):
             raise web.HTTPNotFound(text=f"{span.video_file} cannot be served")
-        if not _preview.preview_reason(stream, cam.is_depth):
+        if not _preview.preview_reason(stream, cam.is_depth) and not unplayable:
             raise web.HTTPNotFound(text=f"{span.video_file} plays as it is; it has no preview")
         fps = self.dataset.fps
         name = _preview.cache_key(src, span.from_s, span.to_s, fps, cam.is_depth)
@@ -227,6 +250,7 @@ class Viewer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.reader.shutdown(wait=False, cancel_futures=True)
         if self.health is not None:
             self.health.close()
 
@@ -279,7 +303,7 @@ def make_app(root: str | Path, *, cache_dir: Path | None = None, run_verify: boo
 
     async def episode(request: web.Request) -> web.Response:
         position = _position(request, viewer)
-        doc = await asyncio.get_running_loop().run_in_executor(None, viewer.episode, position)
+        doc = await asyncio.get_running_loop().run_in_executor(viewer.reader, viewer.episode, position)
         return web.json_response(doc)
 
     async def health(request: web.Request) -> web.Response:
@@ -289,7 +313,10 @@ def make_app(root: str | Path, *, cache_dir: Path | None = None, run_verify: boo
 
     async def preview_state(request: web.Request) -> web.Response:
         position = _position(request, viewer)
-        return web.json_response(viewer.preview_state(position, request.match_info["key"]))
+        unplayable = request.query.get("unplayable") == "1"
+        state = await asyncio.get_running_loop().run_in_executor(
+            viewer.reader, viewer.preview_state, position, request.match_info["key"], unplayable)
+        return web.json_response(state)
 
     async def video(request: web.Request) -> web.StreamResponse:
         path = viewer.safe_path(request.match_info["path"])

@@ -98,12 +98,28 @@
       fig.prepend(video);
       const c = { key: cam.key, name: cam.name, video, from: cam.from, ready: false, error: null, fig, preview: cam.preview };
       video.addEventListener("loadedmetadata", () => { c.ready = true; if (!view.playing) video.currentTime = target(c, view.frame); });
-      video.addEventListener("error", () => { c.error = video.error ? `media error ${video.error.code}` : "media error"; note(fig, c.error); });
+      video.addEventListener("error", () => {
+        if (!video.getAttribute("src")) return;  // the element was emptied on purpose
+        if (!c.previewAsked) {
+          // info.json may be wrong about the codec: ask for a preview made from what the file really holds.
+          c.previewAsked = true;
+          c.ready = false;
+          note(fig, "the browser cannot play this file; transcoding a preview");
+          const wait = document.createElement("div");
+          wait.className = "wait";
+          fig.append(wait);
+          pollPreview(c, `${cam.preview_status}?unplayable=1`, wait, view.loading);
+          return;
+        }
+        c.error = video.error ? `media error ${video.error.code}` : "media error";
+        note(fig, c.error);
+      });
       if (cam.is_depth) fig.insertAdjacentHTML("beforeend", '<div class="depth-legend" title="near → far"></div>');
       if (cam.error) {
         c.error = cam.error;
         note(fig, cam.error);
       } else if (cam.preview) {
+        c.previewAsked = true;
         note(fig, `preview: ${cam.preview.reason}`);
         const wait = document.createElement("div");
         wait.className = "wait";
@@ -126,7 +142,8 @@
   async function pollPreview(c, url, wait, token) {
     while (view.loading === token) {
       const res = await fetch(url);
-      const s = await res.json();
+      const s = res.ok ? await res.json() : await res.text();
+      if (!res.ok) { wait.textContent = `no preview: ${JSON.stringify(s)}`; c.error = "no preview"; return; }
       if (s.state === "ready") {
         wait.remove();
         c.from = 0;  // a preview holds only this episode, from time 0
