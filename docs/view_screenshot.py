@@ -5,7 +5,7 @@ state and action, recorded as fast as the loop runs with a short encoder queue, 
 encoders fall behind and drop frames for real (their counts show in the list and on the
 timeline). The page is loaded in Debian's headless Chromium once verify's findings are in.
 
-    .venv/bin/python docs/view_screenshot.py [--out docs/view.png]
+    .venv/bin/python docs/view_screenshot.py [--out docs/view.png] [--footage DIR]
 """
 
 from __future__ import annotations
@@ -28,16 +28,16 @@ JOINTS = [f"{side}_{j}" for side in ("left", "right")
           for j in ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")]
 
 
-def clip(name: str, size: tuple[int, int]) -> list[np.ndarray]:
-    with av.open(str(FOOTAGE / f"{name}.mkv")) as c:
+def clip(footage: Path, name: str, size: tuple[int, int]) -> list[np.ndarray]:
+    with av.open(str(footage / f"{name}.mkv")) as c:
         return [f.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray() for f in c.decode(video=0)]
 
 
-def record(root: Path) -> None:
+def record(root: Path, footage: Path) -> None:
     from streamrec import DatasetRecorder, EncoderConfig
 
-    video = {c: clip(c, (320, 240)) for c in CAMERAS}
-    data = np.load(FOOTAGE / "data.npz")
+    video = {c: clip(footage, c, (320, 240)) for c in CAMERAS}
+    data = np.load(footage / "data.npz")
     features = {f"observation.images.{c}": {"dtype": "video", "shape": [240, 320, 3]} for c in CAMERAS}
     features["observation.state"] = {"dtype": "float32", "shape": [14], "names": JOINTS}
     features["action"] = {"dtype": "float32", "shape": [14], "names": JOINTS}
@@ -56,12 +56,13 @@ def record(root: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "view.png")
+    parser.add_argument("--footage", type=Path, default=FOOTAGE, help=f"the clip's folder (default: {FOOTAGE})")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="streamrec-view-shot-"))
     try:
-        record(work / "aloha_insertion")
+        record(work / "aloha_insertion", args.footage)
         env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache")}
         server = subprocess.Popen([sys.executable, "-m", "streamrec.cli", "view", str(work / "aloha_insertion"),
                                    "--port", "0", "--no-browser"], stdout=subprocess.PIPE, text=True, env=env)
