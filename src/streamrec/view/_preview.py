@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 PREVIEW_VERSION = 1
@@ -52,8 +53,6 @@ class StreamInfo:
 
 def probe(path: Path) -> StreamInfo:
     """The first video stream's codec and pixel format, from the MP4's header (nothing decoded)."""
-    import av  # PyAV's FFmpeg libraries cost the server ~17 MB; most datasets never need them
-
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         return StreamInfo(codec=_codec_family(s.codec_context.name), pix_fmt=s.codec_context.pix_fmt,
@@ -95,8 +94,6 @@ def make_preview(src: Path, dst: Path, *, from_s: float, to_s: float, fps: float
     Frame k of the preview has pts k / fps, so the page seeks the preview as it would an episode
     that starts at 0.
     """
-    import av
-
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     dst.parent.mkdir(parents=True, exist_ok=True)
     half = 0.5 / fps
@@ -170,8 +167,6 @@ def _valid(values: np.ndarray, top: float) -> np.ndarray:
 def _depth_range(src: Path, from_s: float, to_s: float, half: float) -> tuple[float, float]:
     """Near and far ends of the colour map: the 2nd and 98th percentile of valid depth
     over up to 32 frames spread through the span, so one episode keeps one scale."""
-    import av
-
     samples = []
     with av.open(str(src)) as c:
         s = c.streams.video[0]

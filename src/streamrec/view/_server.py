@@ -149,9 +149,9 @@ class Viewer:
     def _stream_info(self, cam: Camera, rel: str) -> _preview.StreamInfo | str:
         """The stream as info.json states it, or as the MP4's header says when info.json does not.
 
-        info.json is trusted so that the server need not load FFmpeg for a dataset browsers play;
-        should it be wrong, the browser fails to play the file and the page asks for a preview,
-        which probes the file itself (and verify reports the mismatch as `video_codec`).
+        info.json is trusted so that showing an episode opens no MP4 on the server. Should it be
+        wrong, the browser fails to play the file and the page asks for a preview, which probes the
+        file itself (and verify reports the mismatch as `video_codec`).
         """
         codec, pix_fmt = cam.stated_codec(rel), cam.pix_fmt
         if codec and pix_fmt:
