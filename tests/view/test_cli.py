@@ -67,7 +67,7 @@ def test_port_in_use(ids_dataset):
 def test_not_a_dataset(tmp_path):
     proc = subprocess.run([*STREAMREC, "view", str(tmp_path), "--no-browser"], capture_output=True, text=True,
                           timeout=60)
-    assert proc.returncode == 2 and "is not a dataset" in proc.stderr
+    assert proc.returncode == 2 and "has no meta/ folder" in proc.stderr
 
 
 def test_core_and_other_commands_do_not_import_the_server():

@@ -71,7 +71,7 @@ def test_depth_camera(depth_dataset):
 
 
 def test_not_a_dataset(tmp_path):
-    with pytest.raises(DatasetError, match="is not a dataset: .*info.json does not exist"):
+    with pytest.raises(DatasetError, match="has no meta/ folder; expected a LeRobot dataset holding meta/info.json"):
         Dataset(tmp_path)
 
 
@@ -81,7 +81,7 @@ def test_bad_fps(ids_dataset, tmp_path):
     info = json.loads((root / "meta/info.json").read_text())
     info["fps"] = 0
     (root / "meta/info.json").write_text(json.dumps(info))
-    with pytest.raises(DatasetError, match="fps must be a number > 0, got 0"):
+    with pytest.raises(DatasetError, match=r"info.json fps = 0: expected an integer > 0"):
         Dataset(root)
 
 

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from utils import read_id
+from helpers.frames import read_id
 
 from streamrec import verify
 

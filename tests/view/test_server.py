@@ -11,7 +11,7 @@ from pathlib import Path
 
 import av
 import pytest
-from utils import read_id
+from helpers.frames import read_id
 
 from streamrec import DatasetError, verify
 from streamrec.view import make_app
@@ -167,7 +167,7 @@ def test_foreign_host_header_is_refused(serve, ids_dataset):
 
 
 def test_not_a_dataset(tmp_path):
-    with pytest.raises(DatasetError, match="is not a dataset"):
+    with pytest.raises(DatasetError, match="has no meta/ folder"):
         make_app(tmp_path)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import DatasetError
@@ -48,6 +49,11 @@ class EpisodeVideo:
     to_s: float
     dropped: int | None
     """Frames the recorder dropped (`videos/<key>/dropped_frames`); None when the column is absent."""
+    dropped_slots: tuple[int, ...] | None = None
+    """Rows whose frame repeats the previous one because the queue dropped it (`videos/<key>/dropped_slots`);
+    None when the column is absent (LeRobot's datasets, streamrec's before it wrote them)."""
+    adaptations: tuple[str, ...] | None = None
+    """`"<row>:<what changed>"` per step adaptive overload took (`videos/<key>/adaptations`); None when absent."""
 
 
 @dataclass(slots=True)
@@ -335,11 +341,14 @@ class DatasetReader:
                 tasks=cols["tasks"][i] if "tasks" in cols else None)
             for k in cameras:
                 at = FileIndex(int(cols[f"videos/{k}/chunk_index"][i]), int(cols[f"videos/{k}/file_index"][i]))
-                dropped = cols.get(f"videos/{k}/dropped_frames")
+                dropped = _cell(cols, f"videos/{k}/dropped_frames", i)
+                slots = _cell(cols, f"videos/{k}/dropped_slots", i)
+                steps = _cell(cols, f"videos/{k}/adaptations", i)
                 ep.videos[k] = EpisodeVideo(
                     at=at, file=self.video_file(k, at), from_s=float(cols[f"videos/{k}/from_timestamp"][i]),
-                    to_s=float(cols[f"videos/{k}/to_timestamp"][i]),
-                    dropped=None if dropped is None or dropped[i] is None else int(dropped[i]))
+                    to_s=float(cols[f"videos/{k}/to_timestamp"][i]), dropped=None if dropped is None else int(dropped),
+                    dropped_slots=None if slots is None else tuple(int(x) for x in slots),
+                    adaptations=None if steps is None else tuple(str(x) for x in steps))
             self._episodes.append(ep)
         self._episodes_complete = True
         bad = [(i, ep.episode_index) for i, ep in enumerate(self._episodes) if ep.episode_index != i]
@@ -365,7 +374,9 @@ class DatasetReader:
                 names = pq.read_schema(path).names
                 # Stats columns are many; reading them dominates the time when they are not needed.
                 columns = names if with_stats else [n for n in names if not n.startswith("stats/")]
-                tables.append(pq.read_table(path, columns=columns))
+                # Without Arrow's thread pool: the tables are small, and each pool thread keeps its
+                # own allocator heap (about 8 MB of a long-running viewer's memory, measured).
+                tables.append(pq.read_table(path, columns=columns, use_threads=False))
             except (OSError, pa.ArrowException) as e:
                 self.findings.error("episodes_unreadable", f"{self.layout.rel(path)} cannot be read: {e}",
                                     file=self.layout.rel(path))
@@ -478,6 +489,31 @@ class DatasetReader:
                      if not np.isnan(t).all()},
             order=order, sorted_episodes=episode_index[order])
 
+    def episode_rows(self, episode: Episode, columns: Iterable[str]) -> pa.Table:
+        """The data rows of one episode (these columns, those its data file has), in frame order.
+
+        Reads only the row groups that may hold it (streamrec and LeRobot write one per episode).
+
+        Raises:
+            DatasetError: its data file cannot be read.
+        """
+        path = self.root / episode.data_file
+        try:
+            pf = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as e:
+            raise DatasetError(f"{episode.data_file} (rows of episode {episode.index}) cannot be read: {e}") from None
+        names = pf.schema_arrow.names
+        wanted = [c for c in columns if c in names]
+        if "episode_index" not in names:
+            return pa.table({c: pa.array([], pf.schema_arrow.field(c).type) for c in wanted})
+        extra = [c for c in ("episode_index", "frame_index") if c in names and c not in wanted]
+        table = pf.read_row_groups(_row_groups_of(pf, episode.episode_index), columns=[*wanted, *extra],
+                                   use_threads=False)
+        table = table.filter(pc.equal(table["episode_index"], episode.episode_index))
+        if "frame_index" in table.column_names:
+            table = table.sort_by("frame_index")
+        return table.select(wanted)
+
     # -- the work folder --------------------------------------------------------------------------
 
     @property
@@ -513,6 +549,23 @@ class DatasetReader:
         if errors:
             raise DatasetError(f"{self.root}: {errors[0].message}; {what} needs a sound dataset (run "
                                f"`streamrec verify {self.root}` for every problem)")
+
+
+def _cell(columns: dict[str, list], name: str, row: int) -> Any:
+    column = columns.get(name)
+    return None if column is None else column[row]
+
+
+def _row_groups_of(pf: pq.ParquetFile, episode_index: int) -> list[int]:
+    """Row groups whose episode_index statistics may hold `episode_index` (all of them without statistics)."""
+    col = pf.schema_arrow.get_field_index("episode_index")
+    meta = pf.metadata
+    groups = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics
+        if stats is None or not stats.has_min_max or stats.min <= episode_index <= stats.max:
+            groups.append(g)
+    return groups
 
 
 def _file_order(path: Path) -> tuple[int, int, str]:

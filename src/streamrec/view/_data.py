@@ -1,33 +1,27 @@
-"""Everything the viewer reads from a dataset's tables, behind one small interface.
+"""What the viewer shows of a dataset, in the shapes its server sends: read through the dataset reader.
 
-This is the only module of `streamrec.view` that opens info.json or a parquet file, so that it
-can move onto the package's dataset reader without the server noticing. The server needs:
-the features, the tasks, per episode its length, tasks and per camera the MP4 with the
-episode's span in it and what was dropped; and the numeric series of one episode.
+The server needs the features, the tasks, per episode its length, tasks and per camera the MP4 with
+the episode's span in it and what was dropped; and the numeric series of one episode. All of it
+comes from `streamrec.dataset`'s reader; this module only arranges it for the page.
 
-Drops are stored per episode and camera in `meta/episodes`: `videos/<key>/dropped_frames` (a count,
-written by streamrec), and when present `videos/<key>/dropped_slots` (the rows whose frame repeats
-the previous one) and `videos/<key>/adaptations` (`"<row>:<what changed>"`). LeRobot's datasets
-have none of these columns.
+Drops are stored per episode and camera in `meta/episodes`: `videos/<key>/dropped_frames` (a count)
+and `videos/<key>/dropped_slots` (the rows whose frame repeats the previous one), with
+`videos/<key>/adaptations` (`"<row>:<what changed>"`); LeRobot's datasets have none of these columns.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from streamrec import DatasetError
+from streamrec.dataset._reader import DatasetReader
+from streamrec.dataset._reader import Episode as _ReaderEpisode
 
-DEFAULT_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-DEFAULT_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 DEFAULT_COLUMNS = frozenset({"timestamp", "frame_index", "episode_index", "index", "task_index"})
 _NUMERIC = ("float", "int", "uint", "bool")
 
@@ -101,29 +95,23 @@ class Dataset:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        info_path = self.root / "meta" / "info.json"
-        try:
-            info = json.loads(info_path.read_text())
-        except FileNotFoundError:
-            raise DatasetError(f"{self.root} is not a dataset: {info_path} does not exist") from None
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{info_path} cannot be read: {e}") from None
-        if not isinstance(info, dict) or not isinstance(info.get("features"), dict):
-            raise DatasetError(f"{info_path}: expected an object with a 'features' object")
-        fps = info.get("fps")
-        if not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0:
-            raise DatasetError(f"{info_path}: fps must be a number > 0, got {fps!r}")
-        self.info: dict[str, Any] = info
-        self.fps: float = fps
-        self.features: dict[str, dict[str, Any]] = info["features"]
-        self.robot_type: str | None = info.get("robot_type")
-        self._data_path: str = info.get("data_path") or DEFAULT_DATA_PATH
-        self._video_path: str = info.get("video_path") or DEFAULT_VIDEO_PATH
-        self.cameras: tuple[Camera, ...] = tuple(
-            _camera(name, f) for name, f in self.features.items() if f.get("dtype") == "video")
-        self.tasks: tuple[str, ...] = self._read_tasks()
-        self.episodes: tuple[Episode, ...] = self._read_episodes()
+        reader = DatasetReader(self.root)
+        if not reader.is_dataset or reader.fps is None or not reader.episodes_complete:
+            errors = reader.findings.errors
+            raise DatasetError(errors[0].message if errors else f"{self.root} cannot be read as a dataset")
+        self._reader = reader
+        self.info: dict[str, Any] = reader.info
+        self.fps: float = reader.fps
+        self.features: dict[str, dict[str, Any]] = reader.features
+        self.robot_type: str | None = reader.info.get("robot_type")
+        self.cameras: tuple[Camera, ...] = tuple(_camera(key, self.features[key]) for key in reader.cameras)
+        self.tasks: tuple[str, ...] = tuple(reader.tasks or ())
+        self._source = reader.episodes
+        self.episodes: tuple[Episode, ...] = tuple(
+            self._episode(ep, f"{reader.layout.rel(reader.files('episodes')[0])}") for ep in self._source)
         self.series_features: tuple[str, ...] = _series_features(self.features)
+        # Arrow's allocator keeps freed memory for reuse; a viewer idles between episodes, so give it back.
+        pa.default_memory_pool().release_unused()
 
     # -- the interface ---------------------------------------------------------------------------
 
@@ -133,102 +121,23 @@ class Dataset:
 
     def series(self, episode: int) -> list[Series]:
         """The numeric features (observation.state and action first) of one episode, in row order."""
-        ep = self.episodes[episode]
-        if not self.series_features or ep.data_file is None:
+        if not self.series_features:
             return []
-        path = self.root / ep.data_file
-        try:
-            pf = pq.ParquetFile(path)
-        except (OSError, pa.ArrowException) as e:
-            raise DatasetError(f"{ep.data_file} (rows of episode {episode}) cannot be read: {e}") from None
-        columns = [c for c in self.series_features if c in pf.schema_arrow.names]
-        if not columns or "episode_index" not in pf.schema_arrow.names:
-            return []
-        groups = _row_groups_of(pf, episode)
-        table = pf.read_row_groups(groups, columns=[*columns, "episode_index", "frame_index"]
-                                   if "frame_index" in pf.schema_arrow.names else [*columns, "episode_index"],
-                                   use_threads=False)
-        table = table.filter(pc.equal(table["episode_index"], episode))
-        if "frame_index" in table.column_names:
-            table = table.sort_by("frame_index")
-        out = []
-        for name in columns:
-            values = _as_matrix(table[name])
-            out.append(Series(name=name, names=_dim_names(self.features[name], values.shape[1]), values=values))
+        table = self._reader.episode_rows(self._source[episode], self.series_features)
+        out = [Series(name=name, names=_dim_names(self.features[name], values.shape[1]), values=values)
+               for name in table.column_names for values in [_as_matrix(table[name])]]
         del table
-        # Arrow's allocator keeps freed memory for reuse; a viewer idles between episodes, so give it back.
         pa.default_memory_pool().release_unused()
         return out
 
-    # -- reading ------------------------------------------------------------------------------
-
-    def _read_tasks(self) -> tuple[str, ...]:
-        path = self.root / "meta" / "tasks.parquet"
-        if not path.exists():
-            return ()
-        try:
-            table = _read(path)
-        except (OSError, pa.ArrowException) as e:
-            raise DatasetError(f"meta/tasks.parquet cannot be read: {e}") from None
-        if "task" not in table.column_names:
-            raise DatasetError(f"meta/tasks.parquet has no 'task' column (columns: {table.column_names})")
-        tasks = table["task"].to_pylist()
-        if "task_index" in table.column_names:
-            order = np.argsort(np.asarray(table["task_index"].to_pylist()), kind="stable")
-            tasks = [tasks[i] for i in order]
-        return tuple(str(t) for t in tasks)
-
-    def _read_episodes(self) -> tuple[Episode, ...]:
-        files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
-        if not files and self.info.get("total_episodes", 0):
-            raise DatasetError(f"{self.root}: info.json lists {self.info['total_episodes']} episode(s) but "
-                               "meta/episodes has no parquet file")
-        episodes: list[Episode] = []
-        for path in files:
-            rel = path.relative_to(self.root).as_posix()
-            try:
-                pf = pq.ParquetFile(path)
-                wanted = [c for c in pf.schema_arrow.names if not c.startswith("stats/")]
-                rows = pf.read(columns=wanted, use_threads=False).to_pylist()
-            except (OSError, pa.ArrowException) as e:
-                raise DatasetError(f"{rel} cannot be read: {e}") from None
-            for row in rows:
-                episodes.append(self._episode(row, len(episodes), rel))
-        pa.default_memory_pool().release_unused()
-        return tuple(episodes)
-
-    def _episode(self, row: dict[str, Any], position: int, where: str) -> Episode:
-        length = row.get("length")
-        if not isinstance(length, int) or length < 0:
-            raise DatasetError(f"{where}: episode at position {position} has length {length!r}, expected an "
-                               "integer >= 0")
-        index = row.get("episode_index", position)
-        data_file = None
-        if row.get("data/chunk_index") is not None and row.get("data/file_index") is not None:
-            data_file = self._data_path.format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
+    def _episode(self, ep: _ReaderEpisode, where: str) -> Episode:
         spans = {}
-        for cam in self.cameras:
-            p = f"videos/{cam.key}/"
-            chunk, file = row.get(p + "chunk_index"), row.get(p + "file_index")
-            start, end = row.get(p + "from_timestamp"), row.get(p + "to_timestamp")
-            if None in (chunk, file, start):
-                continue
-            if end is None or not math.isfinite(end):
-                end = start + length / self.fps
-            spans[cam.key] = Span(
-                video_file=self._video_path.format(video_key=cam.key, chunk_index=chunk, file_index=file),
-                from_s=float(start), to_s=float(end), dropped=row.get(p + "dropped_frames"),
-                dropped_slots=_slots(row.get(p + "dropped_slots")),
-                adaptations=_adaptations(row.get(p + "adaptations"), f"{where}: episode {index}, {cam.key}"))
-        tasks = row.get("tasks") or ()
-        return Episode(index=int(index), length=length, tasks=tuple(str(t) for t in tasks), data_file=data_file,
+        for key, v in ep.videos.items():
+            spans[key] = Span(video_file=v.file, from_s=v.from_s, to_s=v.to_s, dropped=v.dropped,
+                              dropped_slots=v.dropped_slots,
+                              adaptations=_adaptations(v.adaptations, f"{where}: episode {ep.episode_index}, {key}"))
+        return Episode(index=ep.episode_index, length=ep.length, tasks=tuple(ep.tasks or ()), data_file=ep.data_file,
                        spans=spans)
-
-
-def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
-    # Without Arrow's thread pool: the tables are small, and each pool thread keeps its own
-    # allocator heap (about 8 MB of resident memory for the server, measured).
-    return pq.ParquetFile(path).read(columns=columns, use_threads=False)
 
 
 def _camera(key: str, feature: dict[str, Any]) -> Camera:
@@ -248,18 +157,6 @@ def _series_features(features: dict[str, dict[str, Any]]) -> tuple[str, ...]:
     return tuple(first + [n for n in numeric if n not in first])
 
 
-def _row_groups_of(pf: pq.ParquetFile, episode: int) -> list[int]:
-    """Row groups whose episode_index statistics may hold `episode` (all of them without statistics)."""
-    col = pf.schema_arrow.get_field_index("episode_index")
-    meta = pf.metadata
-    groups = []
-    for g in range(meta.num_row_groups):
-        stats = meta.row_group(g).column(col).statistics
-        if stats is None or not stats.has_min_max or stats.min <= episode <= stats.max:
-            groups.append(g)
-    return groups
-
-
 def _as_matrix(column: pa.ChunkedArray) -> np.ndarray:
     """A scalar or list column as a float64 [rows, dims] array (the browser plots doubles anyway)."""
     col = column.combine_chunks()
@@ -277,10 +174,6 @@ def _dim_names(feature: dict[str, Any], dims: int) -> tuple[str, ...]:
     if isinstance(names, list) and len(names) == dims and all(isinstance(n, str) for n in names):
         return tuple(names)
     return tuple(str(i) for i in range(dims))
-
-
-def _slots(value: Any) -> tuple[int, ...] | None:
-    return None if value is None else tuple(int(v) for v in value)
 
 
 def _adaptations(value: Any, where: str) -> tuple[tuple[int, str], ...] | None:
