@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
-from helpers.frames import REPO, id_frame, read_id
 
+from helpers.frames import REPO, id_frame, read_id
 from streamrec import DatasetRecorder, EncoderConfig
 from streamrec.view import make_app
 

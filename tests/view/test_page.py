@@ -13,8 +13,8 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers.frames import read_id
 
+from helpers.frames import read_id
 from streamrec import verify
 
 from .conftest import DEPTH, EPISODES_FILE, LEROBOT, TOP, WRIST, decoded_ids, ident

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import av
 import pytest
-from helpers.frames import read_id
 
+from helpers.frames import read_id
 from streamrec import DatasetError, verify
 from streamrec.view import make_app
 
