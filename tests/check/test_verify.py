@@ -180,6 +180,7 @@ def test_interrupted_recording(dataset: Path) -> None:
 def test_drop_counts(dataset: Path, dropped: int, code: str, severity: Severity, exit_code: int) -> None:
     # Episode 0 has 100 frames, so the count is the percentage.
     rewrite_column(dataset / EPISODES_FILE, f"videos/{TOP}/dropped_frames", lambda v: [dropped, 0, 0])
+    rewrite_column(dataset / EPISODES_FILE, f"videos/{TOP}/dropped_slots", lambda v: [list(range(dropped)), [], []])
     report = verify(dataset)
     assert [(f.code, f.severity, f.episode, f.camera) for f in report.findings] == [(code, severity, 0, TOP)]
     assert report.exit_code == exit_code
@@ -195,9 +196,21 @@ def test_drop_counts(dataset: Path, dropped: int, code: str, severity: Severity,
             assert flag in message
 
 
+@pytest.mark.parametrize("slots", [[3], [5, 3], [4, 4], [99, 100]])
+def test_drop_positions_must_match_the_count(dataset: Path, slots: list[int]) -> None:
+    rewrite_column(dataset / EPISODES_FILE, f"videos/{TOP}/dropped_frames", lambda v: [2, 0, 0])
+    rewrite_column(dataset / EPISODES_FILE, f"videos/{TOP}/dropped_slots", lambda v: [slots, [], []])
+    report = verify(dataset)
+    [f] = report.errors
+    assert (f.code, f.episode, f.camera) == ("dropped_frames_invalid", 0, TOP)
+    assert f"dropped_slots lists {len(slots)} row(s)" in f.message and "in 0..99" in f.message
+
+
 def test_drop_column_of_other_writers_is_optional(dataset: Path) -> None:
     for camera in CAMERAS:
         drop_column(dataset / EPISODES_FILE, f"videos/{camera}/dropped_frames")
+        drop_column(dataset / EPISODES_FILE, f"videos/{camera}/dropped_slots")
+        drop_column(dataset / EPISODES_FILE, f"videos/{camera}/adaptations")
     report = verify(dataset)
     assert report.healthy and report.findings == ()
     assert all(r.dropped is None and r.dropped_pct is None for r in report.rows)

@@ -149,6 +149,9 @@ def test_full_queue_drops_count_and_repeat_previous_frame(tmp_path, caplog):
         assert all(g <= r for r, g in enumerate(got)), "a row shows a frame from its future"
         assert all(b >= a for a, b in zip(got, got[1:])), "frames went backwards"
         assert sum(g != r for r, g in enumerate(got)) == cam.dropped
+        # Which rows repeat a frame is recorded too, for the viewer's timeline and for training code.
+        repeated = [r for r, g in enumerate(got) if g != r]
+        assert list(cam.dropped_slots) == ep[f"videos/{key}/dropped_slots"] == repeated
         assert f"Encoder queue full for {key}, dropped 1 frame(s)" in caplog.text
 
 

@@ -378,6 +378,12 @@ class _Checker:
                     self.error("dropped_frames_invalid", f"episode {ep.index} {k}: dropped_frames = {v.dropped}, "
                                f"expected 0..{ep.length}", **where)
                     continue
+                slots = v.dropped_slots
+                if slots is not None and (len(slots) != v.dropped or list(slots) != sorted(set(slots))
+                                          or any(not 0 <= r < ep.length for r in slots)):
+                    self.error("dropped_frames_invalid", f"episode {ep.index} {k}: dropped_slots lists "
+                               f"{len(slots)} row(s) ({short_list(slots)}) for dropped_frames = {v.dropped}; "
+                               f"expected that many distinct rows in 0..{ep.length - 1}, in order", **where)
                 if not v.dropped:
                     continue
                 pct = 100.0 * v.dropped / ep.length

@@ -10,7 +10,7 @@ whole, synced, then renamed into place.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class SavedEpisode:
     stats: dict[str, Stats]
     """Per-episode stats of every table column and camera, in column order."""
     dropped: dict[str, int]
+    dropped_slots: dict[str, list[int]] = field(default_factory=dict)
+    """Per camera: the rows whose frame was dropped at the queue (its slot repeats the previous frame)."""
 
     @property
     def index(self) -> int:
@@ -43,13 +45,13 @@ class SavedEpisode:
         return self.meta["length"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"meta": self.meta, "dropped": self.dropped,
+        return {"meta": self.meta, "dropped": self.dropped, "dropped_slots": self.dropped_slots,
                 "stats": {name: {k: np.asarray(v).tolist() for k, v in s.items()} for name, s in self.stats.items()}}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> SavedEpisode:
         return cls(obj["meta"], {name: {k: np.asarray(v) for k, v in s.items()} for name, s in obj["stats"].items()},
-                   obj["dropped"])
+                   obj["dropped"], obj.get("dropped_slots", {}))
 
 
 class EpisodeJournal:

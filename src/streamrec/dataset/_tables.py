@@ -104,6 +104,10 @@ def episodes_table(metas: Sequence[dict[str, Any]]) -> pa.Table:
         values = [m[c] for m in metas]
         if c in types:
             arrays.append(pa.array(values, types[c]))
+        elif c.endswith("/dropped_slots"):
+            arrays.append(pa.array(values, pa.list_(pa.int64())))
+        elif c.endswith("/adaptations"):
+            arrays.append(pa.array(values, pa.list_(pa.string())))
         elif c.endswith("_timestamp"):
             arrays.append(pa.array(values, pa.float64()))
         elif c.startswith("stats/"):

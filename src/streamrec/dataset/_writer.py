@@ -160,7 +160,7 @@ class DatasetWriter:
         return out
 
     def saved_episode(self, rows: pa.Table, tasks: Sequence[str], stats: dict[str, Stats],
-                      dropped: dict[str, int]) -> SavedEpisode:
+                      dropped_slots: dict[str, Sequence[int]]) -> SavedEpisode:
         """The journal record of the next episode, its rows placed in a data file."""
         if self._data_bytes and self._data_bytes + rows.nbytes > self.config.data_files_size_in_mb * 2**20:
             self._data_at = self._data_at.next(self.config.chunks_size)
@@ -171,7 +171,8 @@ class DatasetWriter:
             meta={"episode_index": self.episode_index, "tasks": list(tasks), "length": n,
                   "data/chunk_index": self._data_at.chunk, "data/file_index": self._data_at.file,
                   "dataset_from_index": self.total_frames, "dataset_to_index": self.total_frames + n},
-            stats=stats, dropped=dropped)
+            stats=stats, dropped={name: len(slots) for name, slots in dropped_slots.items()},
+            dropped_slots={name: list(slots) for name, slots in dropped_slots.items()})
 
     def commit(self, saved: SavedEpisode, tasks: dict[str, int]) -> None:
         """Count a saved episode: the next one gets the next index."""
@@ -191,6 +192,8 @@ class DatasetWriter:
             meta[f"videos/{name}/from_timestamp"] = v.from_frame / fps
             meta[f"videos/{name}/to_timestamp"] = (v.from_frame + v.frames) / fps
             meta[f"videos/{name}/dropped_frames"] = saved.dropped[name]
+            meta[f"videos/{name}/dropped_slots"] = saved.dropped_slots.get(name, [])
+            meta[f"videos/{name}/adaptations"] = [f"{a.at_frame}:{a.change}" for a in v.adaptations]
         for name, s in saved.stats.items():
             for stat in STAT_NAMES:
                 meta[f"stats/{name}/{stat}"] = np.asarray(s[stat]).tolist()
@@ -237,7 +240,8 @@ class DatasetWriter:
                    "dataset_to_index"]
         for f in self.config.video_features:
             columns += [f"videos/{f.name}/{c}" for c in ("chunk_index", "file_index", "from_timestamp",
-                                                          "to_timestamp", "dropped_frames")]
+                                                          "to_timestamp", "dropped_frames", "dropped_slots",
+                                                          "adaptations")]
         numeric = [f.name for f in self.config.features if f.dtype != "string"] + list(DEFAULT_FEATURES)
         columns += [f"stats/{n}/{s}" for n in numeric for s in STAT_NAMES]
         return columns + ["meta/episodes/chunk_index", "meta/episodes/file_index"]

@@ -71,6 +71,8 @@ class QueueStats:
     """Frames not queued because the queue was full (their slots repeat the previous frame)."""
     max_depth: int
     """Largest number of frames waiting at once."""
+    dropped_slots: tuple[int, ...] = ()
+    """The video slots (rows) of the dropped frames, in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ class FrameQueue:
         """Lent instead when every buffer is in use: filled, then dropped by `offer` as usual."""
         self._frames_in = 0
         self._frames_dropped = 0
+        self._dropped_slots: list[int] = []
         self._max_depth = 0
         self.consumer_alive: Callable[[], bool] = lambda: True
 
@@ -173,6 +176,7 @@ class FrameQueue:
         if not self._free:
             if self.policy is QueueFullPolicy.DROP:
                 self._frames_dropped += 1
+                self._dropped_slots.append(slot)
                 n = self._frames_dropped
                 if n == 1 or n % 10 == 0:
                     log.warning("Encoder queue full for %s, dropped %d frame(s)", self.camera, n)
@@ -215,10 +219,11 @@ class FrameQueue:
         return bool(self._header[_FAILED])
 
     def stats(self) -> QueueStats:
-        return QueueStats(self._frames_in, self._frames_dropped, self._max_depth)
+        return QueueStats(self._frames_in, self._frames_dropped, self._max_depth, tuple(self._dropped_slots))
 
     def reset_stats(self) -> None:
         self._frames_in = self._frames_dropped = self._max_depth = 0
+        self._dropped_slots = []
 
     def close(self) -> None:
         """Hang up: the encoder sees end of input. The memory goes when both sides unmap it."""

@@ -245,7 +245,7 @@ class DatasetRecorder:
             raise self._recover(error, lost) from error
 
         saved = writer.saved_episode(table, rows.tasks, {**stats, **{name: end.stats for name, end in ends.items()}},
-                                     {name: s.frames_dropped for name, s in queue_stats.items()})
+                                     {name: s.dropped_slots for name, s in queue_stats.items()})
         episode_tasks = tuple(rows.tasks)
         if self.config.streaming_encoding:
             videos = {name: end.video for name, end in ends.items()}
@@ -278,6 +278,7 @@ class DatasetRecorder:
             v = videos.get(name)
             cameras[name] = CameraReport(
                 camera=name, frames=n, dropped=queue_stats[name].frames_dropped,
+                dropped_slots=queue_stats[name].dropped_slots,
                 max_queue_depth=queue_stats[name].max_depth,
                 video_file=None if v is None else self._layout.video(name, v.file),
                 from_timestamp=None if v is None else v.from_frame / fps,

@@ -19,6 +19,8 @@ class CameraReport:
     """Video frames written (always equal to the episode's rows)."""
     dropped: int
     """Frames dropped because the encoder queue was full; each slot holds the previous frame."""
+    dropped_slots: tuple[int, ...]
+    """The rows (video slots) of those frames, in order."""
     max_queue_depth: int
     video_file: Path | None
     """The MP4 holding the episode; None (like the fields below) while the episode's video
