@@ -25,7 +25,8 @@ from helpers.damage import (
     update_info,
     video_file,
 )
-from streamrec import verify
+from helpers.frames import id_frame
+from streamrec import DatasetRecorder, EncoderConfig, verify
 from streamrec.check import Severity, VerifyReport
 from streamrec.check._verify import OVERLOAD_REMEDIES
 
@@ -181,6 +182,8 @@ def test_drop_counts(dataset: Path, dropped: int, code: str, severity: Severity,
     # Episode 0 has 100 frames, so the count is the percentage.
     rewrite_column(dataset / EPISODES_FILE, f"videos/{TOP}/dropped_frames", lambda v: [dropped, 0, 0])
     rewrite_column(dataset / EPISODES_FILE, f"videos/{TOP}/dropped_slots", lambda v: [list(range(dropped)), [], []])
+    # As if recorded in real time (the fixture was fed as fast as the encoder took frames).
+    rewrite_column(dataset / EPISODES_FILE, "wall_time_s", lambda v: [100 / FPS, 20 / FPS, 30 / FPS])
     report = verify(dataset)
     assert [(f.code, f.severity, f.episode, f.camera) for f in report.findings] == [(code, severity, 0, TOP)]
     assert report.exit_code == exit_code
@@ -279,3 +282,19 @@ def test_capture_time_column_not_in_features_is_an_error(dataset: Path) -> None:
     report = verify(dataset)
     assert [f.code for f in report.findings] == ["data_columns_unlisted"] and report.exit_code == 1
     assert report.rows[0].interval_p50_ms == pytest.approx(1000 / FPS, abs=0.01)
+
+
+def test_drops_from_a_loop_faster_than_fps_name_pacing_and_block(tmp_path: Path) -> None:
+    # The README's first snippet, unpaced: rows come far faster than 30 fps and the encoder falls behind.
+    root = tmp_path / "fast"
+    rec = DatasetRecorder.create(root, FPS, {TOP: {"dtype": "video", "shape": [96, 128, 3]}},
+                                 camera_encoder=EncoderConfig(vcodec="h264", preset="veryslow"),
+                                 encoder_queue_maxsize=1)
+    for i in range(60):
+        rec.add_frame({TOP: id_frame(i, 96, 128), "task": "t"})
+    rec.save_episode()
+    rec.finalize()
+    report = verify(root)
+    [f] = [f for f in report.findings if f.code == "system_overloaded"]
+    assert "times faster than 30 fps" in f.message and "pace it to fps" in f.message
+    assert "queue_full_policy='block'" in f.message and "encoder threads" not in f.message

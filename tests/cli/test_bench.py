@@ -71,6 +71,21 @@ def test_json_has_every_trial_and_a_recommendation(measured: tuple[subprocess.Co
     assert rec["sentence"].startswith(trials[0]["setting"]["label"] + ", queue 30: 1 \u00d7 30 fps with ")
     assert rec["disk_mb_per_episode_per_camera"] > 0 and rec["memory_mb"] > 0
     assert "streamrec bench: trial 1/" in done.stderr  # progress goes to stderr, not into the JSON
+    # A trial measures one fixed setting: fed as fast as it goes, it must not step to a faster one.
+    assert "encoder queue over a third full" not in done.stderr
+
+
+def test_the_table_fits_80_columns() -> None:
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-m", "streamrec.cli", "bench", *SMALL, "--budget_s", "10"],
+                          capture_output=True, text=True, env=env, timeout=120)  # an underscore works too
+    assert done.returncode in (0, 1), done.stderr
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("#") and "Encoder" in line)
+    end = next(i for i, line in enumerate(lines) if line.startswith("Keeps up:"))
+    table = lines[start:end]
+    assert max(len(line.rstrip()) for line in table) <= 80, "\n".join(table)
+    assert all("libx264" in line for line in table[2:] if line.strip()), "\n".join(table)
 
 
 def test_recommended_flags_record_a_healthy_dataset(measured: tuple[subprocess.CompletedProcess, dict, Path],

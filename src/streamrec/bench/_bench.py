@@ -448,9 +448,11 @@ def run_trial(setting: Setting, frames: Mapping[str, Sequence[np.ndarray]], fps:
     length = min(len(f) for f in frames.values())
     height, width = frames[keys[0]][0].shape[:2]
     features = {key: {"dtype": "video", "shape": [height, width, 3]} for key in keys}
+    # adapt_on_overload off: a trial measures one fixed setting, and being fed as fast as it goes would
+    # otherwise make it step to a faster one.
     rec = DatasetRecorder.create(root, fps, features, camera_encoder=setting.encoder_config(),
                                  encoder_threads=setting.encoder_threads, encoder_queue_maxsize=TRIAL_QUEUE,
-                                 queue_full_policy="block")
+                                 queue_full_policy="block", adapt_on_overload=False)
     try:
         processes = _encoder_processes(rec)
         full = TRIAL_QUEUE + 1  # buffers per camera: the queue and the frame being encoded

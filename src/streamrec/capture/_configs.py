@@ -82,10 +82,16 @@ class OpenCVCameraConfig:
     """Seconds open() waits for the first frame before giving up."""
     stall_timeout_s: float = 2.0
     """A camera that delivers no new frame for this many seconds fails the recording, naming its last error."""
+    color_mode: str = "rgb"
+    """Channel order stored, as LeRobot's OpenCV camera has it: rgb (what training code expects), or bgr
+    (OpenCV's own order, kept as it comes)."""
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
             return ConfigError(f"OpenCVCameraConfig.{name} = {getattr(self, name)!r}: {rule}")
+
+        if self.color_mode not in ("rgb", "bgr"):
+            raise bad("color_mode", "must be rgb or bgr")
 
         value = self.index_or_path
         if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "" or (

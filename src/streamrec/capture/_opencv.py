@@ -206,9 +206,15 @@ class OpenCVSource(CameraSource):
                             "frame (costs CPU; pick a size the camera supports to avoid it)",
                             self.name, self.what, bgr.shape[1], bgr.shape[0], w, h)
             bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
-        code = (cv2.COLOR_GRAY2RGB if bgr.ndim == 2 else cv2.COLOR_BGRA2RGB if bgr.shape[2] == 4
-                else cv2.COLOR_BGR2RGB)
-        self._back = cv2.cvtColor(bgr, code, dst=self._back)  # writes into _back; keep what it returns anyway
+        if self.config.color_mode == "bgr":
+            code = cv2.COLOR_GRAY2BGR if bgr.ndim == 2 else cv2.COLOR_BGRA2BGR if bgr.shape[2] == 4 else None
+        else:
+            code = (cv2.COLOR_GRAY2RGB if bgr.ndim == 2 else cv2.COLOR_BGRA2RGB if bgr.shape[2] == 4
+                    else cv2.COLOR_BGR2RGB)
+        if code is None:
+            np.copyto(self._back, bgr)
+        else:
+            self._back = cv2.cvtColor(bgr, code, dst=self._back)  # writes into _back; keep what it returns anyway
         with self._lock:
             self._back, self._ready = self._ready, self._back
             self._ready_time = captured_at

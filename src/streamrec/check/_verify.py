@@ -39,6 +39,9 @@ OVERLOAD_REMEDIES = (
     "use hardware encoding if the machine has it",
     "encode after each episode instead of while recording (--dataset.streaming_encoding=false)",
 )
+FAST_FEED_RATIO = 0.5
+"""Rows that came in less than this share of real time (length / fps) were fed by a loop that did not
+wait for each tick: drops then say nothing about the machine."""
 CAPTURE_RATE_REL = 0.05
 """The median capture interval may differ from 1/fps by this fraction before it is reported."""
 CAPTURE_JITTER_PERIODS = 1.5
@@ -395,10 +398,30 @@ class _Checker:
                     self.warning("dropped_frames", f"episode {ep.index} {k}: {counted}, more than the "
                                  f"{DROP_OK_PCT:g} % of transient spikes; the encoder is close to its limit "
                                  "(each dropped frame's slot repeats the previous frame)", **where)
+                elif (fast := self._fed_fast(ep, k)) is not None:
+                    self.error("system_overloaded", f"episode {ep.index} {k}: {counted}: {fast}, so the encoder "
+                               "fell behind (each dropped frame's slot repeats the previous frame). A live capture "
+                               "loop must wait for each tick (pace it to fps); to convert recorded data, use "
+                               "queue_full_policy='block' (--dataset.queue_full_policy=block): add_frame then waits "
+                               "for the encoder and nothing is dropped", **where)
                 else:
                     self.error("system_overloaded", f"episode {ep.index} {k}: {counted}: system overloaded, "
                                "the encoder could not keep up (each dropped frame's slot repeats the previous "
                                f"frame). Remedies: {'; '.join(OVERLOAD_REMEDIES)}", **where)
+
+    def _fed_fast(self, ep: Episode, camera: str) -> str | None:
+        """How the episode's rows came faster than real time, if they did (wall time, else capture times)."""
+        if self.fps is None:
+            return None
+        real_s = ep.length / self.fps
+        if ep.wall_time_s is not None and ep.wall_time_s < FAST_FEED_RATIO * real_s:
+            return (f"its {ep.length} rows came in {ep.wall_time_s:.2f} s, {real_s / max(ep.wall_time_s, 1e-6):.1f} "
+                    f"times faster than {self.fps} fps")
+        interval = self._capture_stats.get((ep.index, camera))
+        if interval is not None and interval[0] < FAST_FEED_RATIO * 1000 / self.fps:
+            return (f"its frames were captured {interval[0]:.1f} ms apart (median), not every "
+                    f"{1000 / self.fps:.1f} ms")
+        return None
 
     def _check_capture_times(self) -> None:
         rows = self.rows

@@ -18,12 +18,13 @@ from typing import Any
 import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Column, Table
+from rich.table import Column
 from rich.text import Text
 
 from streamrec import ConfigError, bench
 from streamrec.bench import BenchReport
 from streamrec.bench._bench import SUSTAIN_MARGIN, BenchProgress, check_request
+from streamrec.cli import _tables
 
 _OUTPUT_RESERVE_S = 0.3
 """Budget kept for printing the results."""
@@ -41,8 +42,10 @@ _DESCRIPTION = (
     "Each setting gets the frame rate it sustains per camera, all cameras at once, and the CPU headroom left for "
     "the control loop when recording at --fps: 1 - fps x (cameras x encoder CPU per frame + add_frame CPU per "
     f"tick) / cores. A setting keeps up when it sustains at least {SUSTAIN_MARGIN:g} x --fps. Prints a ranked "
-    "table (settings that keep up by headroom, ties within 5 points going to the slower, better preset) and the "
-    "top one as a recommendation with the exact `streamrec record` flags. Everything, probe included, fits "
+    "table: first the settings that keep up with at least 25 % of the CPU to spare, best stream first (AV1, then "
+    "HEVC, then H.264; a slower preset first); then the other settings that keep up, by headroom (ties within 5 "
+    "points going to the slower preset); then the rest by rate. The top one is the recommendation, with the exact "
+    "`streamrec record` flags. Everything, probe included, fits "
     "--budget-s: trials share it, and settings that do not fit are dropped (least promising first: slower "
     "presets, more threads) and listed. Figures from a machine doing other work are noisy: run it when the robot "
     "computer is as busy as it will be while recording, or quieter. Exit codes: 0 a setting keeps up; 1 none "
@@ -211,32 +214,40 @@ def render(report: BenchReport, console: Console, plot: Path | None = None) -> N
     """The ranked table, what was not measured, the recommendation or the advice."""
     layout = f"{report.cameras} \u00d7 {report.width}x{report.height} at {report.fps} fps"
     source = "synthetic frames" if report.frames_source == "synthetic" else f"footage {report.frames_source}"
-    table = Table(title=f"streamrec bench: {layout}, {source}, {report.cpus} CPU(s); trials of "
-                        f"{report.trial_s:.1f} s", title_justify="left")
-    for column in ("#", "Encoder", "Preset", "Threads", "fps/camera", "CPU ms/frame", f"CPU at {report.fps} fps",
-                   "Headroom", "KB/frame", "Encoder MB", "Keeps up"):
-        table.add_column(column, justify="left" if column in ("Encoder", "Preset", "Threads", "Keeps up") else "right")
+    console.print(f"streamrec bench: {layout}, {source}, {report.cpus} CPU(s); trials of {report.trial_s:.1f} s")
+    table = _tables.table()
+    more = _tables.wide(console)  # encoded size and memory only where there is room
+    headers = [("#", True), ("Encoder", False), ("Preset", False), ("Thr", True), ("fps/cam", True),
+               ("CPU ms", True), (f"CPU@{report.fps}", True), ("Spare", True)]
+    headers += [("KB/frame", True), ("Enc MB", True)] if more else []
+    for header, right in [*headers, ("Keeps up", False)]:
+        _tables.column(table, header, right=right)
     for i, t in enumerate(report.trials, 1):
         s = t.setting
         if t.error is not None:
-            keeps = Text(f"failed: {t.error}", "red")
+            keeps = Text("failed (below)", "red")
         elif t.sustainable:
             keeps = Text("yes", "green")
         else:
-            keeps = Text("no" + (" (stopped early)" if t.stopped_early else ""), "yellow")
-        table.add_row(
-            str(i), Text(s.encoder, "bold" if report.recommendation and t is report.recommendation.trial else ""),
-            "default" if s.preset is None else str(s.preset),
-            "null" if s.encoder_threads is None else str(s.encoder_threads),
-            f"{t.fps_per_camera:.1f}" if t.error is None else "-",
-            "-" if t.cpu_ms_per_frame is None else f"{t.cpu_ms_per_frame:.1f}",
-            _pct(t.cpu_share), _pct(t.headroom),
-            "-" if t.bytes_per_frame is None else f"{t.bytes_per_frame / 1e3:.1f}",
-            "-" if t.encoder_rss_mb is None else f"{t.encoder_rss_mb:.0f}", keeps)
+            keeps = Text("no" + (" (stopped)" if t.stopped_early else ""), "yellow")
+        cells = [str(i), Text(s.encoder, "bold" if report.recommendation and t is report.recommendation.trial else ""),
+                 "default" if s.preset is None else str(s.preset),
+                 "auto" if s.encoder_threads is None else str(s.encoder_threads),
+                 f"{t.fps_per_camera:.1f}" if t.error is None else "-",
+                 "-" if t.cpu_ms_per_frame is None else f"{t.cpu_ms_per_frame:.1f}",
+                 _pct(t.cpu_share), _pct(t.headroom)]
+        if more:
+            cells += ["-" if t.bytes_per_frame is None else f"{t.bytes_per_frame / 1e3:.1f}",
+                      "-" if t.encoder_rss_mb is None else f"{t.encoder_rss_mb:.0f}"]
+        table.add_row(*cells, keeps)
     console.print(table)
     console.print(f"Keeps up: at least {report.needed_fps_per_camera:g} fps per camera ({SUSTAIN_MARGIN:g} \u00d7 "
-                  f"{report.fps}). CPU at {report.fps} fps: the share of this machine's {report.cpus} core(s) that "
-                  "the encoders and add_frame take at that rate; headroom: what is left for the control loop.")
+                  f"{report.fps}). Thr: encoder_threads. CPU ms: encoder CPU per frame. CPU@{report.fps}: the share "
+                  f"of this machine's {report.cpus} core(s) that the encoders and add_frame take at {report.fps} fps; "
+                  "Spare: what is left for the control loop.")
+    failed = [t for t in report.trials if t.error is not None]
+    for t in failed:
+        console.print(Text(f"  {t.setting.label} failed: {t.error}", "red"))
     if report.dropped:
         console.print(f"Not measured ({len(report.dropped)}):")
         for d in report.dropped:

@@ -269,7 +269,8 @@ def format_value(value: Any) -> str:
 # -- parsing --------------------------------------------------------------------------------------
 
 
-def _split(argv: Sequence[str], known: Mapping[str, Flag], groups: set[str]) -> dict[str, tuple[str, str]]:
+def _split(argv: Sequence[str], known: Mapping[str, Flag], groups: set[str],
+           hints: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """Flag name -> (text as given, value text), for `--a.b=v` and `--a.b v` forms."""
     given: dict[str, tuple[str, str]] = {}
     i = 0
@@ -282,7 +283,7 @@ def _split(argv: Sequence[str], known: Mapping[str, Flag], groups: set[str]) -> 
         name = name.replace("-", "_")
         flag = known.get(name)
         if flag is None:
-            raise FlagError(_unknown(token.partition("=")[0], name, known, groups))
+            raise FlagError(_unknown(token.partition("=")[0], name, known, groups, hints))
         if not eq:
             if i < len(argv) and not argv[i].startswith("--"):
                 value = argv[i]
@@ -297,7 +298,10 @@ def _split(argv: Sequence[str], known: Mapping[str, Flag], groups: set[str]) -> 
     return given
 
 
-def _unknown(shown: str, name: str, known: Mapping[str, Flag], groups: set[str]) -> str:
+def _unknown(shown: str, name: str, known: Mapping[str, Flag], groups: set[str], hints: Mapping[str, str]) -> str:
+    for prefix, hint in hints.items():
+        if name == prefix or name.startswith(prefix + "."):
+            return f"{shown}: unknown flag; {hint}"
     if name in groups:
         fields_ = [n for n in known if n.startswith(name + ".")]
         return f"{shown}: is a group of flags, not a flag; set its fields, e.g. --{fields_[0]}=..."
@@ -306,12 +310,14 @@ def _unknown(shown: str, name: str, known: Mapping[str, Flag], groups: set[str])
     return f"{shown}: unknown flag{hint}"
 
 
-def parse(cls: type[T], argv: Sequence[str]) -> T:
+def parse(cls: type[T], argv: Sequence[str], hints: Mapping[str, str] | None = None) -> T:
     """Build dataclass `cls` from command-line flags.
 
     Args:
         cls: Root dataclass of the config tree.
         argv: The flags, e.g. `["--dataset.fps=30", "--dataset.root", "out"]`.
+        hints: What to say about unknown flags that users bring from elsewhere, by name or group
+            (`{"robot": "..."}` answers `--robot.type` too), instead of guessing a close name.
 
     Returns:
         The built and validated config.
@@ -323,7 +329,7 @@ def parse(cls: type[T], argv: Sequence[str]) -> T:
     flags = flags_of(cls)
     known = {f.name: f for f in flags}
     groups = {name.rsplit(".", i)[0] for name in known for i in range(1, name.count(".") + 1)}
-    given = _split(argv, known, groups)
+    given = _split(argv, known, groups, hints or {})
     values: dict[str, Any] = {}
     for name, (shown, text) in given.items():
         try:

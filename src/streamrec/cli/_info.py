@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from streamrec import DatasetError, summarize
 from streamrec.check import DatasetSummary
+from streamrec.cli import _tables
 
 _MB = 2**20
 
@@ -46,22 +46,24 @@ def run(args: argparse.Namespace) -> int:
 
 def render(summary: DatasetSummary, console: Console) -> None:
     """The cameras table, the totals, the tasks table and any notes."""
-    cameras = Table(title=f"streamrec info {summary.root}", title_justify="left")
-    for column in ("Camera", "Codec", "Resolution", "FPS", "Files", "Total MB", "MB/min", "Dropped"):
-        cameras.add_column(column, justify="left" if column in ("Camera", "Codec") else "right")
+    console.print(f"streamrec info {summary.root}")
+    cameras = _tables.table()
+    for header, right in (("Camera", False), ("Codec", False), ("Size", True), ("FPS", True), ("Files", True),
+                          ("MB", True), ("MB/min", True), ("Dropped", True)):
+        _tables.column(cameras, header, right=right)
     for c in summary.cameras:
         cameras.add_row(c.name, c.codec or "?", f"{c.width}x{c.height}", _text(c.fps), str(c.files),
                         f"{c.size_bytes / _MB:.2f}", "-" if c.mb_per_minute is None else f"{c.mb_per_minute:.1f}",
                         Text(_text(c.dropped_frames), "yellow" if c.dropped_frames else ""))
     console.print(cameras)
     duration = "-" if summary.duration_s is None else _duration(summary.duration_s)
-    console.print(f"Episodes: {summary.episodes}   Frames: {summary.frames}   Duration: {duration}   "
-                  f"FPS: {_text(summary.fps)}   Dropped: {summary.dropped_frames}   "
-                  f"Size on disk: {summary.size_bytes / _MB:.2f} MB")
+    console.print(f"{summary.episodes} episode(s), {summary.frames} frames, {duration} at {_text(summary.fps)} fps; "
+                  f"{summary.dropped_frames} frame(s) dropped; {summary.size_bytes / _MB:.2f} MB on disk")
     if summary.tasks:
-        tasks = Table(box=None, padding=(0, 2), show_edge=False)
-        for column in ("Task", "Episodes", "Frames"):
-            tasks.add_column(column, justify="left" if column == "Task" else "right")
+        tasks = _tables.table()
+        for header, right in (("Task", False), ("Episodes", True), ("Frames", True)):
+            _tables.column(tasks, header, right=right)
+        tasks.columns[0].no_wrap = False  # a task is a sentence: it may wrap between words
         for t in summary.tasks:
             tasks.add_row(t.task, str(t.episodes), _text(t.frames))
         console.print(tasks)

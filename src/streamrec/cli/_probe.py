@@ -10,10 +10,11 @@ import json
 import sys
 
 from rich.console import Console
-from rich.table import Table
+from rich.padding import Padding
 from rich.text import Text
 
 from streamrec import ConfigError, probe
+from streamrec.cli import _tables
 from streamrec.encode import ProbeReport
 
 
@@ -62,23 +63,29 @@ def render(report: ProbeReport, console: Console) -> None:
     """One row per encoder, then what `auto` picks."""
     first = report.results[0] if report.results else None
     size = f"{first.width}x{first.height} {first.pix_fmt} at {first.fps} fps" if first else ""
-    table = Table(title=f"streamrec probe: {size}", title_justify="left")
+    console.print(f"streamrec probe: {size}")
+    table = _tables.table()
     fps = first.fps if first else "?"
-    for column in ("Encoder", "Platform", "Compiled in", "Works here", "ms/frame", "CPU ms/frame",
-                   f"Cameras at {fps} fps", "Why not"):
-        table.add_column(column, justify="right" if column.startswith(("ms", "CPU", "Cameras")) else "left",
-                         overflow="fold")
+    for header, right in (("Encoder", False), ("Family", False), ("Built in", False), ("Works", False),
+                          ("ms/frame", True), ("CPU ms", True), (f"Cams@{fps}", True)):
+        _tables.column(table, header, right=right)
     for r in report.results:
         works = Text("yes", "green") if r.works else Text("no", "red" if r.compiled_in else "dim")
         name = Text(r.encoder, "bold" if r.encoder == report.auto else "")
-        table.add_row(name, r.platform, "yes" if r.compiled_in else "no", works,
+        table.add_row(name, r.family, "yes" if r.compiled_in else "no", works,
                       "-" if r.ms_per_frame is None else f"{r.ms_per_frame:.1f}",
                       "-" if r.cpu_ms_per_frame is None else f"{r.cpu_ms_per_frame:.1f}",
-                      "-" if r.max_cameras is None else str(r.max_cameras), r.error or "")
+                      "-" if r.max_cameras is None else str(r.max_cameras))
     console.print(table)
+    failed = [r for r in report.results if r.compiled_in and not r.works]
+    if failed:
+        console.print("Why not:")
+        for r in failed:
+            console.print(Padding(Text.assemble((r.encoder, "bold"), f" ({r.platform}): {r.error or 'failed'}"),
+                                  (0, 0, 0, 2)))
     cached = sum(r.cached for r in report.results)
-    console.print(f"vcodec=auto picks [bold]{report.auto}[/bold] here. Cameras: streams of this size the machine's "
-                  "cores (and for hardware, the device) keep up with by this measurement alone; leave room for "
-                  "the capture loop.")
+    console.print(f"vcodec=auto picks [bold]{report.auto}[/bold] here. CPU ms: CPU time per frame over the encoder's "
+                  f"threads. Cams@{fps}: streams of this size the machine's cores (and for hardware, the device) keep "
+                  "up with by this measurement alone; leave room for the capture loop.")
     if cached:
         console.print(Text(f"{cached} result(s) from the cache {report.cache_file}; --refresh measures again.", "dim"))

@@ -81,6 +81,8 @@ class DatasetSection(RecordingOptions):
     """Free text stored in info.json (e.g. "aloha")."""
     save_partial_episode: bool = False
     """On Ctrl-C / SIGTERM, save the open episode as it is instead of discarding it."""
+    video: bool = True
+    """As lerobot-record's: cameras are stored as video. streamrec always does (false is refused)."""
 
     def __post_init__(self) -> None:
         RecordingOptions.__post_init__(self)  # zero-argument super() fails in slotted dataclasses
@@ -109,6 +111,9 @@ class DatasetSection(RecordingOptions):
             raise bad("episode_time_s", "must be > 0 seconds")
         if not self.reset_time_s >= 0:
             raise bad("reset_time_s", "must be >= 0 seconds")
+        if self.video is not True:
+            raise bad("video", "streamrec stores cameras as video only (false would store PNG images per row); "
+                      "leave it true")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +132,9 @@ class RecordConfig:
     behind drops ticks (counted). Needs pip install 'streamrec[display]'."""
     report_json: str | None = None
     """Write per-episode figures (frames, drops, late ticks, save time, add_frame p50/p99) to this JSON file."""
+    play_sounds: bool = False
+    """Speak the events (episode start, reset, end) as lerobot-record does, with the system's speech program
+    (spd-say on Linux, say on macOS); silent where there is none."""
     resume: bool = False
     """Add the episodes to the finalized dataset at --dataset.root instead of starting one. Its fps, cameras,
     robot features and video settings must match (the first difference is named); encoder settings left at
@@ -146,6 +154,18 @@ class RecordConfig:
                               "(observation.state, action); record one kind at a time")
         sim_world(self.cameras, fps=1)  # sim cameras must agree on the simulation they share
 
+
+_LEROBOT = ("is a flag of lerobot-record, whose robots, teleoperators and datasets `streamrec lerobot-record` "
+            "takes with the same flags (pip install 'streamrec[lerobot]'); `streamrec record` records its own "
+            "camera sources")
+_HINTS = {
+    **{group: f"--{group}.* {_LEROBOT}" for group in ("robot", "teleop", "policy", "display_ip", "display_port")},
+    **{f"dataset.{name}": f"--dataset.{name} {_LEROBOT}" for name in (
+        "repo_id", "push_to_hub", "private", "tags", "num_image_writer_processes",
+        "num_image_writer_threads_per_camera", "rename_map", "depth_encoder")},
+    "dataset.rgb_encoder": "LeRobot's --dataset.rgb_encoder.* is --dataset.camera_encoder.* here (same fields)",
+}
+"""Flags a LeRobot user brings: what to say instead of a close-looking flag of this command."""
 
 _USAGE = "streamrec record --dataset.root=PATH --dataset.single_task=TEXT --cameras=YAML [--flag=value ...]"
 _DESCRIPTION = ("Record episodes from cameras into a new LeRobot v3.0 dataset, encoding video while recording. "
@@ -183,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(help_text())
         return 0
     try:
-        config = _flags.parse(RecordConfig, argv)
+        config = _flags.parse(RecordConfig, argv, hints=_HINTS)
     except _flags.FlagError as e:
         print(f"streamrec record: {e}", file=sys.stderr)
         return 2
@@ -206,7 +226,7 @@ class Recording:
         self.status = RecordingStatus(num_episodes=ds.num_episodes, fps=ds.fps, episode_time_s=ds.episode_time_s,
                                       reset_time_s=ds.reset_time_s, queue_maxsize=ds.encoder_queue_maxsize,
                                       streaming=ds.streaming_encoding, root=ds.root,
-                                      batch_size=ds.batch_encoding_size)
+                                      batch_size=ds.batch_encoding_size, play_sounds=config.play_sounds)
         self.stop = StopRequest("streamrec record")
         self.sources: list[CameraSource] = []
         self.robot: RobotSource | None = None
@@ -345,6 +365,12 @@ class Recording:
     # -- the loop -------------------------------------------------------------------------------
 
     def _record_all(self, rec: DatasetRecorder) -> None:
+        try:
+            self._record_episodes(rec)
+        finally:
+            self.status.announce("Stop recording")
+
+    def _record_episodes(self, rec: DatasetRecorder) -> None:
         cams = ", ".join(f"{s.name} {s.shape[1]}x{s.shape[0]} {s.config.type}" for s in self.sources)
         self.status.say(f"recording {self.ds.num_episodes} episode(s) of {self.ds.episode_time_s:g} s at "
                         f"{self.ds.fps} fps to {rec.root} (cameras: {cams}; "
@@ -372,6 +398,7 @@ class Recording:
                 return
             fig = EpisodeFigures(number=k + 1, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
             status.episodes.append(fig)
+            status.announce(f"Recording episode {k + 1}")
             self.robot.start_episode(k)
             after_add = self._offer_display if self.display is not None else None
             try:
@@ -404,6 +431,7 @@ class Recording:
             if stopped:
                 return
             if k < n - 1 and self.ds.reset_time_s > 0:
+                status.announce("Reset the environment")
                 reset_wait(self.ds.reset_time_s, fig, status, self.stop)
             k += 1
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections import deque
@@ -30,6 +32,8 @@ from rich.text import Text
 
 from streamrec import DatasetRecorder
 from streamrec.record import EncodeProgress, EpisodeReport
+
+from . import _tables
 
 IMAGE_PREFIX = "observation.images."
 STATUS_PERIOD_S = 0.25
@@ -113,7 +117,8 @@ class RecordingStatus:
     """
 
     def __init__(self, *, num_episodes: int, fps: int, episode_time_s: float, reset_time_s: float,
-                 queue_maxsize: int, streaming: bool, root: str | Path, batch_size: int = 1) -> None:
+                 queue_maxsize: int, streaming: bool, root: str | Path, batch_size: int = 1,
+                 play_sounds: bool = False) -> None:
         self.num_episodes = num_episodes
         self.fps = fps
         self.episode_time_s = episode_time_s
@@ -134,6 +139,16 @@ class RecordingStatus:
         self._snapshot = _Snapshot("starting", 0, 0.0, 0.0, 0, 0, 0.0, 0.0, ())
         self._rec: DatasetRecorder | None = None
         self._phase_start = self._status_at = 0.0
+        self._speech = _speech_command() if play_sounds else None
+        if play_sounds and self._speech is None:
+            logging.getLogger("streamrec").warning("--play_sounds: no speech program (spd-say, say) on this machine; "
+                                                   "events are only printed")
+
+    def announce(self, text: str) -> None:
+        """An event said aloud (with --play_sounds), as lerobot-record says it; never waits for the speech."""
+        if self._speech is not None:
+            with contextlib.suppress(OSError):
+                subprocess.Popen([*self._speech, text], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # -- lines ------------------------------------------------------------------------------------
 
@@ -272,10 +287,10 @@ class RecordingStatus:
     # -- the end ----------------------------------------------------------------------------------
 
     def summary(self, rec: DatasetRecorder, stopped_by: int | None, extra: Sequence[str] = ()) -> None:
-        table = Table(title=f"{rec.root}", title_justify="left")
+        table = _tables.table()
         for column in ("Episode", "Index", "Frames", "Dropped", "Late", "Save ms", "add_frame p99 ms"):
-            table.add_column(column, justify="right")
-        table.add_column("Status")
+            _tables.column(table, column, right=True)
+        _tables.column(table, "Status")
         for fig in self.episodes:
             figures = fig.to_json()
             drops = sum(figures["dropped"].values())
@@ -301,6 +316,12 @@ class RecordingStatus:
                 "cameras": list(cameras),
                 "stopped_by": None if stopped_by is None else signal.Signals(stopped_by).name,
                 "episodes": [f.to_json() for f in self.episodes], **(extra or {})}
+
+
+def _speech_command() -> list[str] | None:
+    if sys.platform == "darwin":
+        return ["say"] if shutil.which("say") else None
+    return ["spd-say"] if shutil.which("spd-say") else None
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:

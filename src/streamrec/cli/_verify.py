@@ -17,6 +17,7 @@ from rich.text import Text
 
 from streamrec import verify
 from streamrec.check import Severity, VerifyReport
+from streamrec.cli import _tables
 
 _STYLE = {"ok": "green", "info": "cyan", "warning": "yellow", "error": "bold red"}
 
@@ -44,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 def render(report: VerifyReport, console: Console) -> None:
     """Print the per-episode table, the findings and a one-line verdict."""
     if report.rows:
-        console.print(_rows_table(report))
+        console.print(f"streamrec verify {report.root}")
+        console.print(_rows_table(report, console))
     if report.findings:
         # A list, not a table: messages are long and stay readable in an 80-column log.
         console.print(Text("Findings", "bold"))
@@ -58,6 +60,9 @@ def render(report: VerifyReport, console: Console) -> None:
     counts = f"{len(report.errors)} error(s), {len(report.warnings)} warning(s), {info} note(s)"
     if not report.is_dataset:
         console.print(Text(f"Not a dataset: {report.root}", _STYLE["error"]))
+    elif report.healthy and report.episodes == 0:
+        console.print(Text(f"Empty: {report.root} holds no episode (none was saved); its files are "
+                           f"consistent; {counts}", _STYLE["warning"]))
     elif report.healthy:
         console.print(Text(f"Healthy: {report.episodes} episode(s) x {len(report.cameras)} camera(s), "
                            f"{report.frames} frames; {counts}; checked in {report.elapsed_s:.2f} s", _STYLE["ok"]))
@@ -65,25 +70,26 @@ def render(report: VerifyReport, console: Console) -> None:
         console.print(Text(f"Problems found: {counts}; checked in {report.elapsed_s:.2f} s", _STYLE["error"]))
 
 
-def _rows_table(report: VerifyReport) -> Table:
+def _rows_table(report: VerifyReport, console: Console) -> Table:
     timing = any(r.interval_p50_ms is not None for r in report.rows)
-    table = Table(title=f"streamrec verify {report.root}", title_justify="left")
-    table.add_column("Episode", justify="right")
-    table.add_column("Camera")
-    table.add_column("Frames", justify="right")
-    table.add_column("Rows", justify="right")
-    table.add_column("Drops", justify="right")
+    t = _tables.table()
+    for header, right in (("Episode", True), ("Camera", False), ("Frames", True), ("Rows", True),
+                          ("Dropped", True)):
+        _tables.column(t, header, right=right)
     if timing:
-        table.add_column("Interval p50/p99 ms", justify="right")
-        table.add_column("Skew p99 ms", justify="right")
-    table.add_column("Status")
+        _tables.column(t, "Capture ms", right=True)
+        _tables.column(t, "Skew ms", right=True)
+    _tables.column(t, "Status")
     for r in report.rows:
         frames = "-" if r.frames is None else str(r.frames)
         rows = "-" if r.rows is None else str(r.rows)
-        drops = "-" if r.dropped is None else f"{r.dropped} ({r.dropped_pct:.1f} %)"
+        drops = "-" if r.dropped is None else str(r.dropped) if not r.dropped else f"{r.dropped} ({r.dropped_pct:.1f}%)"
         cells = [str(r.episode), r.camera.removeprefix("observation.images."), frames, rows, drops]
         if timing:
-            cells.append("-" if r.interval_p50_ms is None else f"{r.interval_p50_ms:.1f} / {r.interval_p99_ms:.1f}")
+            cells.append("-" if r.interval_p50_ms is None else f"{r.interval_p50_ms:.1f}/{r.interval_p99_ms:.1f}")
             cells.append("-" if r.skew_p99_ms is None else f"{r.skew_p99_ms:.1f}")
-        table.add_row(*cells, Text(r.status, _STYLE[r.status]))
-    return table
+        t.add_row(*cells, Text(r.status, _STYLE[r.status]))
+    if timing:
+        t.caption = "Capture ms: interval between rows' capture times, p50/p99; Skew: spread across cameras, p99"
+        t.caption_justify = "left"
+    return t

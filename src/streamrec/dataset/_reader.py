@@ -72,6 +72,8 @@ class Episode:
     tasks: list[str] | None
     """None when the table has no `tasks` column."""
     videos: dict[str, EpisodeVideo] = field(default_factory=dict)
+    wall_time_s: float | None = None
+    """Seconds from the episode's first row to its save (`wall_time_s`, written by streamrec); None when absent."""
 
 
 @dataclass(slots=True)
@@ -338,7 +340,8 @@ class DatasetReader:
                 data_at=data_at, data_file=self.data_file(data_at),
                 dataset_from_index=int(cols["dataset_from_index"][i]),
                 dataset_to_index=int(cols["dataset_to_index"][i]),
-                tasks=cols["tasks"][i] if "tasks" in cols else None)
+                tasks=cols["tasks"][i] if "tasks" in cols else None,
+                wall_time_s=_cell(cols, "wall_time_s", i))
             for k in cameras:
                 at = FileIndex(int(cols[f"videos/{k}/chunk_index"][i]), int(cols[f"videos/{k}/file_index"][i]))
                 dropped = _cell(cols, f"videos/{k}/dropped_frames", i)

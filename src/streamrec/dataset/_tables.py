@@ -108,7 +108,7 @@ def episodes_table(metas: Sequence[dict[str, Any]]) -> pa.Table:
             arrays.append(pa.array(values, pa.list_(pa.int64())))
         elif c.endswith("/adaptations"):
             arrays.append(pa.array(values, pa.list_(pa.string())))
-        elif c.endswith("_timestamp"):
+        elif c.endswith(("_timestamp", "_s")):
             arrays.append(pa.array(values, pa.float64()))
         elif c.startswith("stats/"):
             arrays.append(pa.array(values))

@@ -160,8 +160,11 @@ class DatasetWriter:
         return out
 
     def saved_episode(self, rows: pa.Table, tasks: Sequence[str], stats: dict[str, Stats],
-                      dropped_slots: dict[str, Sequence[int]]) -> SavedEpisode:
-        """The journal record of the next episode, its rows placed in a data file."""
+                      dropped_slots: dict[str, Sequence[int]], wall_time_s: float) -> SavedEpisode:
+        """The journal record of the next episode, its rows placed in a data file.
+
+        `wall_time_s`: seconds from its first row to its save (with its length, this tells whether the
+        rows came in real time: `verify` uses it to explain drops)."""
         if self._data_bytes and self._data_bytes + rows.nbytes > self.config.data_files_size_in_mb * 2**20:
             self._data_at = self._data_at.next(self.config.chunks_size)
             self._data_bytes = 0
@@ -170,7 +173,8 @@ class DatasetWriter:
         return SavedEpisode(
             meta={"episode_index": self.episode_index, "tasks": list(tasks), "length": n,
                   "data/chunk_index": self._data_at.chunk, "data/file_index": self._data_at.file,
-                  "dataset_from_index": self.total_frames, "dataset_to_index": self.total_frames + n},
+                  "dataset_from_index": self.total_frames, "dataset_to_index": self.total_frames + n,
+                  "wall_time_s": round(wall_time_s, 6)},
             stats=stats, dropped={name: len(slots) for name, slots in dropped_slots.items()},
             dropped_slots={name: list(slots) for name, slots in dropped_slots.items()})
 
@@ -237,7 +241,7 @@ class DatasetWriter:
     def episode_columns(self) -> list[str]:
         """Every column streamrec writes to meta/episodes for this feature set."""
         columns = ["episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
-                   "dataset_to_index"]
+                   "dataset_to_index", "wall_time_s"]
         for f in self.config.video_features:
             columns += [f"videos/{f.name}/{c}" for c in ("chunk_index", "file_index", "from_timestamp",
                                                           "to_timestamp", "dropped_frames", "dropped_slots",

@@ -57,6 +57,8 @@ class DatasetRecorder:
         self._pending: list[SavedEpisode] = []
         """Saved episodes whose videos wait as PNGs for the batch encode (streaming_encoding=False)."""
         self._lock: WorkLock | None = None
+        self._episode_t0 = 0.0
+        """When the open episode's first row came (its wall time goes to meta/episodes)."""
 
     @classmethod
     def create(cls, root: str | Path, fps: int, features: Mapping[str, Mapping[str, Any]],
@@ -171,6 +173,8 @@ class DatasetRecorder:
         self._check_usable()
         values = self._rows.check(frame)
         slot = self._rows.frames
+        if slot == 0:
+            self._episode_t0 = time.monotonic()
         for f in self._video_features:
             self._encoders.offer(f.name, slot, values[f.name])
         self._rows.append(values, frame["task"])
@@ -214,6 +218,7 @@ class DatasetRecorder:
         if rows.frames == 0:
             raise DatasetError("save_episode(): the open episode has no frames; call add_frame() first")
         t0 = time.perf_counter()
+        wall_time_s = time.monotonic() - self._episode_t0
         n = rows.frames
         e = writer.episode_index
         lost = f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it are intact. "
@@ -245,7 +250,7 @@ class DatasetRecorder:
             raise self._recover(error, lost) from error
 
         saved = writer.saved_episode(table, rows.tasks, {**stats, **{name: end.stats for name, end in ends.items()}},
-                                     {name: s.dropped_slots for name, s in queue_stats.items()})
+                                     {name: s.dropped_slots for name, s in queue_stats.items()}, wall_time_s)
         episode_tasks = tuple(rows.tasks)
         if self.config.streaming_encoding:
             videos = {name: end.video for name, end in ends.items()}
