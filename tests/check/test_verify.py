@@ -276,6 +276,20 @@ def test_capture_jitter_and_camera_skew(dataset: Path) -> None:
     assert report.rows[2].skew_p99_ms == pytest.approx(25.0, abs=0.1)
 
 
+def test_a_repeated_camera_frame_is_named(dataset: Path) -> None:
+    # A camera that had no new frame when the loop read it: the row holds its previous frame again.
+    t = 1.7e9 + np.arange(sum(LENGTHS)) / FPS
+    top = t.copy()
+    top[78] = top[77]
+    top[90] = top[89] - 0.01  # a clock that went back
+    _add_capture_times(dataset, {TOP: top, WRIST: t})
+    report = verify(dataset)
+    found = {f.code: f for f in report.warnings}
+    assert found["capture_repeated"].row == 78 and "1 row(s) hold the same camera frame" in \
+        found["capture_repeated"].message
+    assert found["capture_time_order"].row == 90
+
+
 def test_capture_time_column_not_in_features_is_an_error(dataset: Path) -> None:
     # The LeRobot loader (0.6.1) fails on a data column that info.json features do not list.
     add_column(dataset / DATA_FILE, TOP + ".capture_time", 1.7e9 + np.arange(sum(LENGTHS)) / FPS)

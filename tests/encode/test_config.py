@@ -20,7 +20,8 @@ def test_aliases(alias, encoder, stream):
 @pytest.mark.parametrize("kwargs,message", [
     ({"vcodec": "vp9"}, r"EncoderConfig.vcodec = 'vp9': must be one of \("),
     ({"crf": 70}, r"EncoderConfig.crf = 70: libsvtav1 accepts 0..63"),
-    ({"preset": 20}, r"EncoderConfig.preset = 20: libsvtav1 accepts integers -2..13"),
+    ({"preset": 20}, r"EncoderConfig.preset = 20: libsvtav1 accepts integers -1..13"),
+    ({"preset": -2}, r"EncoderConfig.preset = -2: libsvtav1 accepts integers -1..13"),
     ({"vcodec": "h264", "preset": 3}, r"EncoderConfig.preset = 3: libx264 accepts \('ultrafast'"),
     ({"pix_fmt": "rgb24"}, r"EncoderConfig.pix_fmt = 'rgb24': libsvtav1 accepts \['yuv420p', 'yuv420p10le'\]"),
     ({"g": 0}, r"EncoderConfig.g = 0: must be an integer >= 1 or None"),

@@ -159,6 +159,7 @@ def test_block_policy_loses_nothing(tmp_path):
     reports = record(tmp_path / "ds", [60], encoder=EncoderConfig(vcodec="h264", preset="veryslow"),
                      encoder_queue_maxsize=1, queue_full_policy="block")
     assert reports[0].dropped == 0
+    assert reports[0].cameras[CAMS[0]].encoded_while_recording is None  # streaming: no PNG path figure
     check_identity(tmp_path / "ds", [60])
 
 

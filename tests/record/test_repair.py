@@ -53,9 +53,29 @@ def test_repair_of_an_interrupted_png_batch_encodes_the_saved_pngs(tmp_path):
     assert len(list((root / ".streamrec/episodes").glob("pending-*.json"))) == 2
     report = repair(root)
     assert report.episodes_kept == [0, 1] and report.episodes_encoded == [0, 1]
-    assert any("never saved" in line for line in report.removed)
+    assert "the episode being recorded when the recording stopped (9 frame(s), never saved)" in report.removed
     check_identity(root, [12, 9])
     assert verify(root).healthy
+
+
+def test_repair_after_a_streaming_kill_names_the_unsaved_episode(tmp_path):
+    root = tmp_path / "ds"
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r})\n"
+            "from helpers.recording import features, frame_for, H264\n"
+            "from streamrec import DatasetRecorder\n"
+            f"rec = DatasetRecorder.create({str(root)!r}, 30, features(), camera_encoder=H264, "
+            "queue_full_policy='block')\n"
+            "for i in range(20):\n"
+            "    rec.add_frame(frame_for(i, 0, float(i)))\n"
+            "    if i == 11: rec.save_episode()\n"
+            "import os; os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", code], check=False)
+    report = repair(root)
+    assert report.episodes_kept == [0]
+    assert "the episode being recorded when the recording stopped (8 frame(s), never saved)" in report.removed
+    cli = subprocess.run([sys.executable, "-m", "streamrec.cli", "repair", str(root)], capture_output=True, text=True)
+    assert "not interrupted" in " ".join(cli.stdout.split())  # already repaired
+    check_identity(root, [12])
 
 
 def test_repair_cli_says_what_it_did_and_is_idempotent(tmp_path):

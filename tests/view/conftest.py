@@ -146,19 +146,29 @@ def drops_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def slots_dataset(drops_dataset, tmp_path_factory) -> Path:
-    """drops_dataset plus the drop positions and adaptation steps, as the recorder will write them.
+    """drops_dataset with adaptation steps added by hand (their text is made up; adaptation was off).
 
-    The positions are the true ones: the rows whose decoded frame is not the row's own identity.
+    The drop positions are the recorder's own, checked here against the truth: the rows whose
+    decoded frame is not the row's own identity.
     """
     root = tmp_path_factory.mktemp("view") / "slots"
     shutil.copytree(drops_dataset, root)
     episodes = pq.read_table(root / EPISODES_FILE).to_pylist()
-    slots = [[i for i, k in enumerate(decoded_ids(root, e)) if k != ident(e, i)] for e in range(len(episodes))]
-    dropped = [ep[f"videos/{TOP}/dropped_frames"] for ep in episodes]
-    assert [len(s) for s in slots] == dropped, (slots, dropped)
-    set_episode_column(root, f"videos/{TOP}/dropped_slots", slots, pa.list_(pa.int64()))
+    truth = [[i for i, k in enumerate(decoded_ids(root, e)) if k != ident(e, i)] for e in range(len(episodes))]
+    assert [ep[f"videos/{TOP}/dropped_slots"] for ep in episodes] == truth
     adaptations = [["5:preset veryslow -> slow", "17:preset slow -> veryfast"], []]
     set_episode_column(root, f"videos/{TOP}/adaptations", adaptations, pa.list_(pa.string()))
+    return root
+
+
+@pytest.fixture(scope="session")
+def counts_dataset(drops_dataset, tmp_path_factory) -> Path:
+    """drops_dataset as a streamrec before 2026-12 wrote it: drop counts, no positions, no adaptations."""
+    root = tmp_path_factory.mktemp("view") / "counts"
+    shutil.copytree(drops_dataset, root)
+    table = pq.read_table(root / EPISODES_FILE)
+    pq.write_table(table.drop_columns([f"videos/{TOP}/dropped_slots", f"videos/{TOP}/adaptations"]),
+                   root / EPISODES_FILE)
     return root
 
 

@@ -28,7 +28,7 @@ def test_recorded_dataset(ids_dataset):
     assert {s.video_file for s in spans} == {f"videos/{TOP}/chunk-000/file-000.mp4"}
     assert [round(s.from_s * FPS) for s in spans] == [0, 40, 65, 125]
     assert [round(s.to_s * FPS) for s in spans] == [40, 65, 125, 158]
-    assert all(s.dropped == 0 and s.dropped_slots is None and s.adaptations is None for s in spans)
+    assert all(s.dropped == 0 and s.dropped_slots == () and s.adaptations == () for s in spans)
     assert d.video_files() == {f"videos/{k}/chunk-000/file-000.mp4" for k in (TOP, WRIST)}
 
 

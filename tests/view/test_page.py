@@ -132,10 +132,10 @@ def test_drop_positions_are_marked(serve, slots_dataset, page):
     assert shown == decoded_ids(slots_dataset, 0)[slot] and shown != ident(0, slot)
 
 
-def test_drop_counts_and_findings(serve, drops_dataset, page):
-    server = serve(drops_dataset)
-    rows = pq.read_table(drops_dataset / EPISODES_FILE).to_pylist()
-    report = verify(drops_dataset)
+def test_drop_counts_and_findings(serve, counts_dataset, page):
+    server = serve(counts_dataset)
+    rows = pq.read_table(counts_dataset / EPISODES_FILE).to_pylist()
+    report = verify(counts_dataset)
     open_page(page, server)
     # Without positions the count is shown, and said to be a count.
     legend = page.inner_text("#timeline-legend")

@@ -444,9 +444,17 @@ class _Checker:
                 self._capture_stats[(ep.index, k)] = (p50 * 1e3, p99 * 1e3)
                 where = {"episode": ep.index, "camera": k}
                 stats = f"capture interval p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms"
-                if (intervals <= 0).any():
-                    self.warning("capture_time_order", f"episode {ep.index} {k}: {int((intervals <= 0).sum())} "
-                                 "capture time(s) do not increase from one row to the next", **where)
+                repeated = np.flatnonzero(intervals == 0) + 1
+                if repeated.size:
+                    self.warning("capture_repeated", f"episode {ep.index} {k}: {repeated.size} row(s) hold the same "
+                                 f"camera frame as the row before (same capture time; first: row {repeated[0]}): the "
+                                 "camera delivered no new frame in time, so its previous one was recorded again",
+                                 **where, row=int(repeated[0]))
+                backwards = np.flatnonzero(intervals < 0) + 1
+                if backwards.size:
+                    self.warning("capture_time_order", f"episode {ep.index} {k}: {backwards.size} capture time(s) "
+                                 f"go back from one row to the next (first: row {backwards[0]})", **where,
+                                 row=int(backwards[0]))
                 if abs(p50 - period) > CAPTURE_RATE_REL * period:
                     self.warning("capture_rate", f"episode {ep.index} {k}: {stats}; at fps={self.fps} it should "
                                  f"be {period * 1e3:.1f} ms: the camera does not deliver {self.fps} frames/s",

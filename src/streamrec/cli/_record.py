@@ -232,6 +232,9 @@ class Recording:
         self.robot: RobotSource | None = None
         self._keys: list[tuple[CameraSource, str, str]] = []
         """Per camera: its source, its video key, its capture-time key."""
+        self._last_capture: dict[str, float] = {}
+        self._fig: EpisodeFigures | None = None
+        """The episode being recorded."""
         self._rec: DatasetRecorder | None = None
         self.display: DisplayWorker | None = None
         self.display_error: DisplayError | None = None
@@ -384,8 +387,11 @@ class Recording:
         row: dict[str, Any] = {"task": self.ds.single_task}
         for source, key, time_key in self._keys:
             buffer = rec.frame_buffer(key)
-            row[time_key] = source.read_into(buffer)
+            captured_at = row[time_key] = source.read_into(buffer)
             row[key] = buffer
+            if captured_at == self._last_capture.get(key):  # no new frame since the last tick
+                self._fig.repeated[key] = self._fig.repeated.get(key, 0) + 1
+            self._last_capture[key] = captured_at
         row.update(self.robot.read())
         return row
 
@@ -398,6 +404,7 @@ class Recording:
                 return
             fig = EpisodeFigures(number=k + 1, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
             status.episodes.append(fig)
+            self._fig = fig
             status.announce(f"Recording episode {k + 1}")
             self.robot.start_episode(k)
             after_add = self._offer_display if self.display is not None else None

@@ -50,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     if not report.interrupted:
         console.print(f"{args.dataset}: not interrupted; nothing to repair")
         return 0
-    console.print(f"Repaired {args.dataset}: kept {len(report.episodes_kept)} episode(s) of the interrupted "
-                  f"recording {_span(report.episodes_kept)}")
+    kept = f"its {len(report.episodes_kept)} saved episode(s) ({_span(report.episodes_kept)} of the dataset)" \
+        if report.episodes_kept else "no saved episode"
+    console.print(f"Repaired {args.dataset}: kept {kept} of the interrupted recording")
     if report.episodes_encoded:
-        console.print(f"  encoded saved PNG episode(s) {_span(report.episodes_encoded)}")
+        console.print(f"  encoded the saved PNGs of {_span(report.episodes_encoded)}")
     for path in report.videos_rebuilt:
         console.print(f"  rebuilt {path.relative_to(args.dataset)} from its packet spools")
     for line in report.removed:
@@ -63,6 +64,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _span(indices: list[int]) -> str:
-    if not indices:
-        return ""
-    return f"({indices[0]})" if len(indices) == 1 else f"({indices[0]}-{indices[-1]})"
+    """`episode 3` or `episodes 3-7` (dataset episode indices)."""
+    return f"episode {indices[0]}" if len(indices) == 1 else f"episodes {indices[0]}-{indices[-1]}"

@@ -56,6 +56,8 @@ class EpisodeFigures:
     """Time the loop spent handing each tick to the live display (empty without --display_data)."""
     report: EpisodeReport | None = None
     partial: bool = False
+    repeated: dict[str, int] = field(default_factory=dict)
+    """Per camera: rows that hold the camera's previous frame again (it had no new one when read)."""
 
     def to_json(self) -> dict[str, Any]:
         p50, p99 = _percentiles_ms(self.add_frame_s)
@@ -67,6 +69,7 @@ class EpisodeFigures:
         return {"episode_index": self.report.episode_index if self.report else None, "frames": self.frames,
                 "ticks": self.ticks, "partial": self.partial, "late_ticks": self.late_ticks,
                 "dropped": {name: c.dropped for name, c in cameras.items()},
+                "repeated": dict(self.repeated),
                 "adaptations": {name: [a.to_dict() for a in c.adaptations] for name, c in cameras.items()
                                 if c.adaptations},
                 "save_s": round(self.report.save_s, 4) if self.report else None,
@@ -173,8 +176,10 @@ class RecordingStatus:
             video = f" (encoded episodes {r.encoded_episodes[0]}-{r.encoded_episodes[-1]})"
         else:
             video = ""
+        repeated = "".join(f", {name.removeprefix(IMAGE_PREFIX)} repeated {n} frame(s)"
+                           for name, n in fig.repeated.items() if n)
         return (f"episode {fig.number}/{self.num_episodes}{partial}: saved as episode {r.episode_index}, "
-                f"{fig.frames} frames, dropped {drops}, late ticks {fig.late_ticks}, saved in "
+                f"{fig.frames} frames, dropped {drops}{repeated}, late ticks {fig.late_ticks}, saved in "
                 f"{r.save_s * 1e3:.0f} ms{video}")
 
     # -- the live status --------------------------------------------------------------------------

@@ -119,6 +119,10 @@ class Layout:
         """The packets of the episode being recorded."""
         return self.spool_dir(camera) / "open.bin"
 
+    def unsaved_note(self, camera: str) -> Path:
+        """Left by an encoder process whose recorder died mid-episode: how many frames that episode had."""
+        return self.spool_dir(camera) / "unsaved.json"
+
     def codec_note(self, camera: str, at: FileIndex) -> Path:
         """Beside a camera's spools: the stream codec of its open MP4 `at` (for repair after a fallback)."""
         return self.spool_dir(camera) / f"file-{at.chunk:03d}-{at.file:03d}.codec"

@@ -109,8 +109,8 @@ class CameraEncoder:
                 self._fastest = True
                 return
             self._next_encoder = faster
-            change = f"{now.encoder} preset {now.effective_preset} -> {faster.encoder} preset " \
-                     f"{faster.effective_preset}" + (f" crf {faster.crf}" if faster.crf != now.crf else "")
+            change = f"{now.encoder} preset {_preset(now)} -> {faster.encoder} preset {_preset(faster)}" + \
+                (f" crf {faster.crf}" if faster.crf != now.crf else "")
             self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "next episode", depth,
                                                 spec.queue_size))
 
@@ -197,3 +197,9 @@ class CameraEncoder:
             for path in self._kept_spools:
                 path.unlink(missing_ok=True)
             self._kept_spools.clear()
+
+
+def _preset(config: EncoderConfig) -> str:
+    """A preset as the user would name it: the encoder's own default has no value to show."""
+    preset = config.effective_preset
+    return "default" if preset is None else str(preset)

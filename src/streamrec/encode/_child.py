@@ -199,9 +199,15 @@ class _EncoderProcess:
             self.fail(e, request.request_id)
 
     def hang_up(self) -> None:
+        """The recorder is gone: note the episode it never saved (repair reports it), close the MP4."""
         with contextlib.suppress(BaseException):
             if self.idle is not None:
                 self.idle.pause()
+            frames = self.encoder.open_slots if self.spill is None else self.spill.frames
+            if frames:
+                note = Layout(self.spec.root).unsaved_note(self.spec.camera)
+                note.parent.mkdir(parents=True, exist_ok=True)
+                note.write_text(json.dumps({"frames": frames}))
             self.encoder.abort_episode()
             self.encoder.close_file()
 

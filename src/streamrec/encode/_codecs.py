@@ -138,6 +138,8 @@ class Encoder:
     """Preset used when `EncoderConfig.preset` is None; None: the encoder's own default."""
     presets: tuple[str, ...] = ()
     """Named presets, for encoders whose preset AVOption is free text (x264, x265)."""
+    preset_min: int | None = None
+    """Lowest numbered preset, where the AVOption's minimum is not a preset (SVT-AV1's -2 means "unset")."""
     crf_scale: float = 1
     """crf x this = the quality knob's value. AV1 hardware encoders take a 0..255 quantizer
     index where SVT-AV1's crf runs 0..63."""
@@ -156,7 +158,7 @@ ENCODERS: dict[str, Encoder] = {e.name: e for e in (
     # SVT-AV1 preset 13 costs the same CPU as 12, so past 12 it goes to x264 veryfast, which took
     # 8.1 and 9.3 instead of 18.3 and 17.7 ms of CPU per frame; at crf 23 its PSNR (44.8 and 45.6 dB)
     # was within 0.6 dB of SVT-AV1's at crf 30 (45.4 and 43.9 dB).
-    Encoder("libsvtav1", "av1", SVT_AV1, default_preset=12, overload_presets=(8, 10, 12),
+    Encoder("libsvtav1", "av1", SVT_AV1, default_preset=12, preset_min=-1, overload_presets=(8, 10, 12),
             overload_codec=("libx264", "veryfast", -7)),
     Encoder("libx264", "h264", X264, presets=_X26X_PRESETS,
             overload_presets=("faster", "veryfast", "superfast", "ultrafast")),
@@ -304,8 +306,9 @@ def _check_preset(config: EncoderConfig, enc: Encoder, options: Mapping[str, Any
             raise bad("preset", f"{enc.name} accepts {choices}")
         return
     opt = options[knob.option]
-    if isinstance(preset, bool) or not isinstance(preset, int) or not opt.min <= preset <= opt.max:
-        raise bad("preset", f"{enc.name} accepts integers {opt.min:g}..{opt.max:g}")
+    low = opt.min if enc.preset_min is None else max(opt.min, enc.preset_min)
+    if isinstance(preset, bool) or not isinstance(preset, int) or not low <= preset <= opt.max:
+        raise bad("preset", f"{enc.name} accepts integers {low:g}..{opt.max:g}")
 
 
 def effective_preset(config: EncoderConfig) -> int | str | None:

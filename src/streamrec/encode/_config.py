@@ -32,7 +32,8 @@ class EncoderConfig:
     crf: int | float | None = 30
     """Constant quality; lower is better and bigger. Range depends on the encoder."""
     preset: int | str | None = None
-    """Speed preset: 0..13 for libsvtav1 (default 12), a name such as `ultrafast` for x264/x265."""
+    """Speed preset: -1..13 for libsvtav1, lower is slower and better (default 12; SVT-AV1 4.x runs 12 and 13
+    as 11); a name such as `ultrafast`..`veryslow` for x264/x265 (default: theirs, medium)."""
     fast_decode: int = 0
     """0..2; SVT-AV1's fast-decode level, `tune=fastdecode` for x264/x265 when non-zero."""
     extra_options: Mapping[str, str] = field(default_factory=dict)

@@ -291,7 +291,8 @@ class DatasetRecorder:
                 flush_s=None if v is None else v.flush_s, append_s=None if v is None else v.append_s,
                 encoder=None if v is None else v.encoders[0].encoder if v.encoders else self.encoders[name],
                 fallbacks=() if v is None else v.fallbacks, adaptations=() if v is None else v.adaptations,
-                encoded_while_recording=ends[name].encoded_while_recording)
+                encoded_while_recording=None if self.config.streaming_encoding
+                else ends[name].encoded_while_recording)
         return EpisodeReport(episode_index=saved.index, frames=n, duration_s=n / fps, tasks=tasks, cameras=cameras,
                              save_s=save_s, videos_pending=not videos, encoded_episodes=encoded)
 

@@ -18,6 +18,7 @@ interrupted finalize's output), then writes the data, episodes and meta files ex
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -115,8 +116,10 @@ def _repair(root: Path, layout: Layout, report: RepairReport, progress: Progress
         kept = run
 
     cameras = [f.name for f in base.features if f.is_video]
-    if any(layout.work.glob("images/*/open/*.png")) or any(layout.work.glob("spool/*/open.bin")):
-        report.removed.append("the episode being recorded when the recording stopped (never saved)")
+    unsaved = _unsaved_frames(layout, cameras)
+    if unsaved:
+        report.removed.append(f"the episode being recorded when the recording stopped ({unsaved} frame(s), "
+                              "never saved)")
     open_at: dict[str, FileIndex] = {}
     for camera in cameras:
         open_at[camera] = _repair_camera(layout, camera, base, metas, report)
@@ -149,6 +152,17 @@ def _repair(root: Path, layout: Layout, report: RepairReport, progress: Progress
         report.episodes_encoded = [p.index for p in pending]
     writer.assemble()
     report.episodes_kept = kept
+
+
+def _unsaved_frames(layout: Layout, cameras: list[str]) -> int:
+    """Frames of the episode the interrupted recorder never saved: its PNGs, or the notes its encoder
+    processes left when their input ended (0 when no episode was open)."""
+    frames = [len(list(layout.open_images(camera).glob("*.png"))) for camera in cameras]
+    for camera in cameras:
+        note = layout.unsaved_note(camera)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            frames.append(int(json.loads(note.read_text())["frames"]))
+    return max(frames, default=0)
 
 
 ORPHAN_GRACE_S = 30.0

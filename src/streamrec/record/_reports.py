@@ -36,9 +36,9 @@ class CameraReport:
     """The FFmpeg encoder that made this episode's video (None while it waits as PNGs)."""
     fallbacks: tuple[EncoderFallback, ...] = ()
     """Encoders that failed for this camera since the previous episode, and what took over."""
-    encoded_while_recording: int = 0
-    """PNG path with batches of one: frames encoded, at idle priority, before the episode was
-    saved; saving encoded the rest from the PNGs."""
+    encoded_while_recording: int | None = None
+    """PNG path: frames encoded, at idle priority, before the episode was saved (saving encoded the rest
+    from the PNGs); None when streaming, where every frame is encoded while recording."""
     adaptations: tuple[Adaptation, ...] = ()
     """Faster settings this camera moved to since the previous episode (`adapt_on_overload`)."""
 

@@ -111,4 +111,11 @@ def _check_value(f: Feature, value: Any) -> Any:
                          f"without changing kind), got {arr.dtype}")
     if arr.shape != f.shape and not (f.shape == (1,) and arr.shape == ()):
         raise FrameError(f"add_frame(): {f.name!r} must have shape {f.shape}, got {arr.shape}")
+    if expected.kind in "iu" and arr.dtype.kind in "iu" and arr.dtype != expected:
+        limits = np.iinfo(expected)
+        outside = (arr < limits.min) | (arr > limits.max)
+        if outside.any():
+            i = int(np.flatnonzero(outside.ravel())[0])
+            raise FrameError(f"add_frame(): {f.name!r} element {i} = {arr.ravel()[i]} does not fit its dtype "
+                             f"{expected} ({limits.min}..{limits.max})")
     return arr.astype(expected, copy=False).reshape(f.shape)
