@@ -58,6 +58,16 @@ def open_synthetic(name: str = "top", **spec) -> SyntheticSource:
     return source
 
 
+def test_synthetic_draws_straight_into_a_queue_buffer() -> None:
+    # read_into fills the recorder's buffer in place: the same frames as read(), no copy of them.
+    a, b = open_synthetic(width=128, height=96), open_synthetic(width=128, height=96)
+    out = np.empty((96, 128, 3), np.uint8)
+    for _ in range(5):
+        before = time.time()
+        assert b.read_into(out) >= before
+        assert np.array_equal(out, a.read())
+
+
 @pytest.mark.parametrize("size", [(480, 640), (96, 128), (16, 16)])
 def test_synthetic_shows_the_frame_number(size: tuple[int, int]) -> None:
     h, w = size
@@ -314,9 +324,16 @@ def test_sim_cameras_share_one_simulation_and_the_arms_move() -> None:
         assert robot.features["action"]["names"][6] == "left_arm_gripper"
         robot.start_episode(0)
         rows, images = [], []
-        for _ in range(60):  # 2 s at 30 fps
-            top, top_again, wrist = (s.read() for s in sources)
-            assert top is top_again  # the same scene camera is rendered once per tick and shared
+        for tick in range(60):  # 2 s at 30 fps
+            if tick % 2:  # as the record command reads them: into queue buffers
+                top, top_again, wrist = (np.empty((64, 96, 3), np.uint8), np.empty((64, 96, 3), np.uint8),
+                                         np.empty(sources[2].shape, np.uint8))
+                for source, out in zip(sources, (top, top_again, wrist)):
+                    source.read_into(out)
+                assert np.array_equal(top, top_again)  # rendered once into the first, copied to the second
+            else:
+                top, top_again, wrist = (s.read() for s in sources)
+                assert top is top_again  # the same scene camera is rendered once per tick and shared
             assert top.shape == (64, 96, 3) and top.dtype == np.uint8
             images.append((top.copy(), wrist.copy()))
             rows.append(robot.read())

@@ -312,3 +312,38 @@ def test_drops_from_a_loop_faster_than_fps_name_pacing_and_block(tmp_path: Path)
     [f] = [f for f in report.findings if f.code == "system_overloaded"]
     assert "times faster than 30 fps" in f.message and "pace it to fps" in f.message
     assert "queue_full_policy='block'" in f.message and "encoder threads" not in f.message
+
+
+def test_non_finite_values_in_the_data_are_errors(dataset: Path) -> None:
+    # Row 7 of episode 1 (global row 107): a NaN that add_frame would have refused, written by another writer.
+    rewrite_column(dataset / DATA_FILE, "observation.state",
+                   lambda v: [[float("nan"), *r[1:]] if i == 107 else r for i, r in enumerate(v)])
+    report = verify(dataset)
+    [f] = [f for f in report.errors if f.code == "nonfinite_values"]
+    assert (f.episode, f.row) == (1, 7) and "observation.state holds NaN or infinite values in 1 row(s)" in f.message
+    assert report.exit_code == 1
+
+
+def test_non_finite_stats_are_errors(dataset: Path) -> None:
+    stats = json.loads((dataset / "meta/stats.json").read_text())
+    stats["observation.state"]["mean"][0] = float("nan")
+    (dataset / "meta/stats.json").write_text(json.dumps(stats))
+    report = verify(dataset)
+    [f] = [f for f in report.errors if f.code == "stats_nonfinite"]
+    assert "observation.state has NaN or infinite mean" in f.message
+
+
+def test_allow_nonfinite_records_them_and_verify_still_reports_them(tmp_path: Path) -> None:
+    root = tmp_path / "nan"
+    features = {TOP: {"dtype": "video", "shape": [48, 64, 3]}, "observation.state": {"dtype": "float32", "shape": [2]}}
+    with DatasetRecorder.create(root, FPS, features, allow_nonfinite=True, queue_full_policy="block",
+                                camera_encoder=EncoderConfig(vcodec="h264", preset="ultrafast")) as rec:
+        for i in range(10):
+            state = np.array([np.nan if i == 4 else i, 1.0], np.float32)
+            rec.add_frame({TOP: np.full((48, 64, 3), i, np.uint8), "observation.state": state, "task": "t"})
+        report = rec.save_episode()
+    assert report.nonfinite == {"observation.state": 1}
+    stats = json.loads((root / "meta/stats.json").read_text())["observation.state"]
+    assert stats["max"] == [9.0, 1.0] and all(np.isfinite(stats[k]).all() for k in ("mean", "std", "q50"))
+    found = [(f.code, f.episode, f.row) for f in verify(root).errors]
+    assert found == [("nonfinite_values", 0, 4)]

@@ -37,3 +37,24 @@ def test_an_integer_that_does_not_fit_is_refused_not_wrapped() -> None:
                                          r"int32 \(-2147483648..2147483647\)"):
         rows.check(row(**{"observation.count": np.int64(2**40)}))
     assert rows.frames == 0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_value_is_refused_naming_the_element(bad: float) -> None:
+    rows = EpisodeRows(FEATURES)
+    with pytest.raises(FrameError, match=rf"'observation.state' element 1 is {bad}: numeric features must be finite"
+                                         r".*allow_nonfinite=True"):
+        rows.check(row(**{"observation.state": np.array([0.0, bad, 2.0], np.float32)}))
+    assert rows.frames == 0 and rows.nonfinite == {}
+
+
+def test_with_allow_nonfinite_they_are_recorded_and_counted() -> None:
+    rows = EpisodeRows(FEATURES, allow_nonfinite=True)
+    for state in ([np.nan, 1, 2], [0, 1, 2], [np.inf, np.nan, 5]):
+        values = rows.check(row(**{"observation.state": np.array(state, np.float32)}))
+        rows.append(values, "t")
+    assert rows.nonfinite == {"observation.state": 3}
+    _, stats = rows.table(episode_index=0, first_index=0, tasks={"t": 0}, fps=30)
+    state = stats["observation.state"]
+    assert state["min"].tolist() == [0.0, 1.0, 2.0] and state["max"].tolist() == [0.0, 1.0, 5.0]  # finite ones only
+    assert all(np.isfinite(v).all() for v in state.values())

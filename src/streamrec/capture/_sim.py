@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -197,28 +198,41 @@ class SimWorld:
         self.tick = 0
         self._fresh.clear()
 
-    def render(self, camera: str, width: int, height: int, shadows: bool) -> np.ndarray:
+    def render(self, camera: str, width: int, height: int, shadows: bool, out: np.ndarray | None = None
+               ) -> np.ndarray:
         """The scene seen by `camera` now; rendered on the first call of the tick, then shared.
 
-        The image is valid until the next tick's render of the same view.
+        With `out`, the image ends up there (rendered into it, or copied when another camera of the
+        same view rendered it this tick); otherwise it is valid until the next tick's render of the view.
         """
         key = (camera, width, height, shadows)
+        if out is not None:
+            if key in self._fresh:
+                np.copyto(out, self._frames[key])
+                return out
+            self._render(key, out)
+            self._frames[key] = out  # shared with the other cameras of this view, for this tick only
+            return out
         if key not in self._fresh:
-            renderer = self._renderers.get((width, height))
-            if renderer is None:
-                model = self._physics.model.ptr
-                # The offscreen framebuffer must hold the image; the model's own is 640x480.
-                model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
-                model.vis.global_.offheight = max(model.vis.global_.offheight, height)
-                renderer = self._renderers[(width, height)] = self._mujoco.Renderer(model, height, width)
-            renderer.update_scene(self._physics.data.ptr, camera=camera)
-            renderer.scene.flags[self._mujoco.mjtRndFlag.mjRND_SHADOW] = shadows
-            out = self._frames.get(key)
-            if out is None:
-                out = self._frames[key] = np.empty((height, width, 3), np.uint8)
-            renderer.render(out=out)
-            self._fresh.add(key)
+            frame = self._frames.get(key)
+            if frame is None or not frame.flags.owndata:  # not its own array: a queue buffer lent earlier
+                frame = self._frames[key] = np.empty((height, width, 3), np.uint8)
+            self._render(key, frame)
         return self._frames[key]
+
+    def _render(self, key: tuple[str, int, int, bool], out: np.ndarray) -> None:
+        camera, width, height, shadows = key
+        renderer = self._renderers.get((width, height))
+        if renderer is None:
+            model = self._physics.model.ptr
+            # The offscreen framebuffer must hold the image; the model's own is 640x480.
+            model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
+            model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+            renderer = self._renderers[(width, height)] = self._mujoco.Renderer(model, height, width)
+        renderer.update_scene(self._physics.data.ptr, camera=camera)
+        renderer.scene.flags[self._mujoco.mjtRndFlag.mjRND_SHADOW] = shadows
+        renderer.render(out=out)
+        self._fresh.add(key)
 
     def state(self) -> np.ndarray:
         """Joint positions of both arms, grippers as their 0..1 opening (gym-aloha's `qpos` observation)."""
@@ -298,6 +312,12 @@ class SimSource(CameraSource):
     def read(self) -> np.ndarray:
         c = self.config
         return self.world.render(self.camera, c.width, c.height, c.shadows)
+
+    def read_into(self, out: np.ndarray) -> float:
+        """Renders straight into `out` (a queue buffer)."""
+        c = self.config
+        self.world.render(self.camera, c.width, c.height, c.shadows, out=out)
+        return time.time()
 
     def _close_impl(self) -> None:
         self.world.detach()

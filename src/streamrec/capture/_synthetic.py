@@ -113,18 +113,26 @@ class SyntheticSource(CameraSource):
         self._count = 0
 
     def read(self) -> np.ndarray:
+        return self._draw(self._out)
+
+    def read_into(self, out: np.ndarray) -> float:
+        """Draws the frame straight into `out` (a queue buffer): no copy of it is ever made."""
+        self._draw(out)
+        return time.time()
+
+    def _draw(self, out: np.ndarray) -> np.ndarray:
         i = self._count
         self._count += 1
         h, w = self.config.height, self.config.width
-        np.copyto(self._out, self._backgrounds[i % self._VARIANTS])
+        np.copyto(out, self._backgrounds[i % self._VARIANTS])
         side = self._object.shape[0]
         # Back and forth along the lower half, bobbing a little: like an arm reaching.
         t = 2 * math.pi * i / self._PERIOD_FRAMES
         x0 = int((w - side) * (0.5 - 0.5 * math.cos(t)))
         y0 = int((h - side) * (0.7 + 0.2 * math.sin(2 * t)))
-        self._out[y0: y0 + side, x0: x0 + side] = self._object
-        draw_number(self._out, i, self._layout)
-        return self._out
+        out[y0: y0 + side, x0: x0 + side] = self._object
+        draw_number(out, i, self._layout)
+        return out
 
 
 def draw_number(image: np.ndarray, number: int, layout: DigitLayout) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..dataset._layout import WORK_DIR
 from ..dataset._reader import DatasetReader, Episode, short_list
+from ..dataset._tables import as_matrix
 from ._report import EpisodeVideoCheck, VerifyReport
 from ._video import DecodedVideo, codec_id, decode, grid, seconds, unmatched
 
@@ -127,6 +128,7 @@ class _Checker:
             self._check_videos()
             self._check_capture_times()
         self._check_drops()
+        self._check_finite()
         self._build_checks()
 
     def _work_folder(self) -> bool:
@@ -409,6 +411,31 @@ class _Checker:
                                "the encoder could not keep up (each dropped frame's slot repeats the previous "
                                f"frame). Remedies: {'; '.join(OVERLOAD_REMEDIES)}", **where)
 
+    def _check_finite(self) -> None:
+        """NaN or infinite values in the numeric data, and in the stats a policy is normalized with."""
+        floats = [k for k, v in self.features.items() if str(v.get("dtype", "")).startswith("float")
+                  and k not in ("timestamp",)]
+        for name, table in self.reader.data_columns(floats):
+            for feature in [c for c in floats if c in table.column_names]:
+                values = as_matrix(table.column(feature))
+                bad = ~np.isfinite(values).all(axis=1)
+                if not bad.any():
+                    continue
+                episodes = table.column("episode_index").to_numpy()[bad]
+                rows = table.column("frame_index").to_numpy()[bad] if "frame_index" in table.column_names else None
+                for e in np.unique(episodes):
+                    mine = np.flatnonzero(episodes == e)
+                    row = None if rows is None else int(rows[mine[0]])
+                    self.error("nonfinite_values", f"episode {int(e)}: {feature} holds NaN or infinite values in "
+                               f"{mine.size} row(s) (first: row {row}); training code normalizing with its stats or "
+                               "feeding them to a network gets NaN", episode=int(e), file=name, row=row)
+        stats = self.reader.stats() or {}
+        for feature, s in stats.items():
+            bad = [stat for stat, value in s.items() if not np.isfinite(np.asarray(value, np.float64)).all()]
+            if bad:
+                self.error("stats_nonfinite", f"meta/stats.json: {feature} has NaN or infinite {', '.join(bad)}; a "
+                           "policy normalized with them trains on NaN", file="meta/stats.json")
+
     def _fed_fast(self, ep: Episode, camera: str) -> str | None:
         """How the episode's rows came faster than real time, if they did (wall time, else capture times)."""
         if self.fps is None:
@@ -493,8 +520,4 @@ class _Checker:
                     to_timestamp_s=v.to_s, video_file=v.file, data_file=ep.data_file,
                     interval_p50_ms=interval[0], interval_p99_ms=interval[1], skew_p50_ms=skew[0],
                     skew_p99_ms=skew[1]))
-
-
-
-
 

@@ -70,6 +70,7 @@ class EpisodeFigures:
                 "ticks": self.ticks, "partial": self.partial, "late_ticks": self.late_ticks,
                 "dropped": {name: c.dropped for name, c in cameras.items()},
                 "repeated": dict(self.repeated),
+                "nonfinite": dict(self.report.nonfinite) if self.report else {},
                 "adaptations": {name: [a.to_dict() for a in c.adaptations] for name, c in cameras.items()
                                 if c.adaptations},
                 "save_s": round(self.report.save_s, 4) if self.report else None,
@@ -99,6 +100,8 @@ class _Snapshot:
     cpu_pct: float
     cameras: tuple[tuple[str, int, int], ...]
     """(camera, frames waiting in its queue, dropped this episode)."""
+    nonfinite: int = 0
+    """NaN and infinite values recorded this episode (with allow_nonfinite)."""
 
 
 class _QueueFullFilter(logging.Filter):
@@ -142,6 +145,8 @@ class RecordingStatus:
         self._snapshot = _Snapshot("starting", 0, 0.0, 0.0, 0, 0, 0.0, 0.0, ())
         self._rec: DatasetRecorder | None = None
         self._phase_start = self._status_at = 0.0
+        self._done: dict[str, int] = {}
+        """Per camera: frames encoded of the episode being saved (see `encode_progress`)."""
         self._speech = _speech_command() if play_sounds else None
         if play_sounds and self._speech is None:
             logging.getLogger("streamrec").warning("--play_sounds: no speech program (spd-say, say) on this machine; "
@@ -178,6 +183,7 @@ class RecordingStatus:
             video = ""
         repeated = "".join(f", {name.removeprefix(IMAGE_PREFIX)} repeated {n} frame(s)"
                            for name, n in fig.repeated.items() if n)
+        repeated += "".join(f", {n} non-finite value(s) in {name}" for name, n in r.nonfinite.items())
         return (f"episode {fig.number}/{self.num_episodes}{partial}: saved as episode {r.episode_index}, "
                 f"{fig.frames} frames, dropped {drops}{repeated}, late ticks {fig.late_ticks}, saved in "
                 f"{r.save_s * 1e3:.0f} ms{video}")
@@ -225,16 +231,20 @@ class RecordingStatus:
         rec = self._rec
         cameras = tuple((c.camera, c.queue_depth, c.dropped) for c in rec.camera_status()) if rec else ()
         total = self.reset_time_s if phase == "reset" else self.episode_time_s
+        self._done.clear()
+        nonfinite = sum(rec.episode_nonfinite.values()) if rec else 0
         self._snapshot = _Snapshot(phase, fig.number, now - self._phase_start, total, fig.frames, fig.late_ticks,
-                                   loop_hz, self._cpu_percent(), cameras)
+                                   loop_hz, self._cpu_percent(), cameras, nonfinite)
 
     def encode_progress(self, p: EncodeProgress) -> None:
-        """Progress of encoding saved PNG episodes (streaming_encoding=false)."""
+        """Frames encoded after an episode ended: a streaming encoder's backlog, or saved PNG episodes."""
         if not self.live:
             return
+        self._done[p.camera] = p.frames_done
         s = self._snapshot
-        self._snapshot = _Snapshot("encoding", s.number, p.frames_done, p.frames_total, s.frames, s.late_ticks, 0.0,
-                                   self._cpu_percent(), s.cameras)
+        phase = "flushing" if self.streaming else "encoding"
+        self._snapshot = _Snapshot(phase, s.number, min(self._done.values()), p.frames_total, s.frames, s.late_ticks,
+                                   0.0, self._cpu_percent(), s.cameras)
 
     def _cpu_percent(self) -> float:
         """CPU use since the last call, in % of one core: this process (all its threads) plus its
@@ -257,9 +267,11 @@ class RecordingStatus:
         head = Table.grid(padding=(0, 2))
         label = {"recording": f"Episode {s.number}/{n}", "reset": f"Reset before episode {s.number + 1}/{n}",
                  "saving": f"Saving episode {s.number}/{n}",
+                 "flushing": f"Saving episode {s.number}/{n}: encoding what the encoders still hold",
                  "encoding": f"Encoding episode {s.number} from PNGs"}.get(s.phase, s.phase)
         # While encoding, the bar counts frames, not seconds.
-        remaining = f"{left:.0f} frames left" if s.phase == "encoding" else f"{left:4.1f} s left"
+        by_frames = s.phase in ("encoding", "flushing")
+        remaining = f"{left:.0f} frames left" if by_frames else "" if s.phase == "saving" else f"{left:4.1f} s left"
         head.add_row(Text(label, "bold"), ProgressBar(total=max(s.total, 1e-9), completed=min(s.elapsed, s.total),
                                                       width=40), Text(remaining))
         late_style = "yellow" if s.late_ticks else "green"
@@ -285,6 +297,9 @@ class RecordingStatus:
         elif dropping:
             parts.append(Text(f"! PNG writing falling behind, dropping frames ({', '.join(dropping)}): the disk or "
                               "the CPU is too slow for these cameras; fewer or smaller cameras help", "bold yellow"))
+        if s.nonfinite:
+            parts.append(Text(f"! {s.nonfinite} non-finite value(s) (NaN, inf) recorded this episode; left out of the "
+                              "stats", "bold yellow"))
         if self.stopping:
             parts.append(Text("stopping: finishing the episode and finalizing the dataset", "bold"))
         return Group(*parts)

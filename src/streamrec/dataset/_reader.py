@@ -517,6 +517,20 @@ class DatasetReader:
             table = table.sort_by("frame_index")
         return table.select(wanted)
 
+    def data_columns(self, columns: Iterable[str]) -> Iterable[tuple[str, pa.Table]]:
+        """These columns (those each data file has) with `episode_index` and `frame_index`, file by file.
+
+        A file that cannot be read is skipped (`rows` reports it)."""
+        wanted = list(columns)
+        for path in self.files("data"):
+            try:
+                names = pq.read_schema(path).names
+                table = pq.read_table(path, columns=[c for c in (*wanted, "episode_index", "frame_index")
+                                                     if c in names])
+            except (OSError, pa.ArrowException):
+                continue
+            yield self.layout.rel(path), table
+
     # -- the work folder --------------------------------------------------------------------------
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -58,10 +59,16 @@ class ImageStatsSampler:
 
 
 def numeric_stats(values: np.ndarray) -> Stats:
-    """Stats of an (N, D) array over its N rows; arrays of shape (D,), `count` (1,)."""
+    """Stats of an (N, D) array over its N rows; arrays of shape (D,), `count` (1,).
+
+    Non-finite values (recorded with `allow_nonfinite`) are left out, so that a NaN never reaches
+    the stats a policy is normalized with; a dimension with no finite value at all gets NaN stats
+    (and `verify` reports them)."""
     v = np.asarray(values, dtype=np.float64)
     if v.ndim == 1:
         v = v[:, None]
+    if not np.isfinite(v).all():
+        return _finite_stats(v)
     out = {"min": v.min(axis=0), "max": v.max(axis=0), "mean": v.mean(axis=0), "std": v.std(axis=0),
            "count": np.array([v.shape[0]], np.int64)}
     for name, q in QUANTILES.items():
@@ -69,8 +76,21 @@ def numeric_stats(values: np.ndarray) -> Stats:
     return out
 
 
+def _finite_stats(v: np.ndarray) -> Stats:
+    v = np.where(np.isfinite(v), v, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN dimension: NaN is the answer
+        out = {"min": np.nanmin(v, axis=0), "max": np.nanmax(v, axis=0), "mean": np.nanmean(v, axis=0),
+               "std": np.nanstd(v, axis=0), "count": np.array([v.shape[0]], np.int64)}
+        for name, q in QUANTILES.items():
+            out[name] = np.nanquantile(v, q, axis=0)
+    return out
+
+
 def aggregate(per_episode: Sequence[Stats]) -> Stats:
     """Dataset stats from episode stats: exact min/max/mean/std; quantiles count-weighted means."""
+    if not all(np.isfinite(np.asarray(s[k], np.float64)).all() for s in per_episode for k in ("min", "mean")):
+        return _aggregate_finite(per_episode)
     counts = np.array([float(s["count"][0]) for s in per_episode])
     weights = counts / counts.sum()
 
@@ -87,6 +107,36 @@ def aggregate(per_episode: Sequence[Stats]) -> Stats:
         "std": np.sqrt(np.maximum(var, 0.0)),
         "count": np.array([int(counts.sum())], np.int64),
     }
+    for name in QUANTILES:
+        out[name] = wsum(name)
+    return out
+
+
+def _aggregate_finite(per_episode: Sequence[Stats]) -> Stats:
+    """`aggregate` where some episode has a dimension without a finite value: it is left out of that
+    dimension (NaN stats stay only where no episode had a finite value)."""
+    counts = np.array([float(s["count"][0]) for s in per_episode])
+    means = np.stack([np.asarray(s["mean"], np.float64) for s in per_episode])
+    ok = np.isfinite(means)
+    w = np.where(ok, counts.reshape((-1,) + (1,) * (means.ndim - 1)), 0.0)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        w = w / w.sum(axis=0)
+
+        def wsum(key: str) -> np.ndarray:
+            values = np.stack([np.asarray(s[key], np.float64) for s in per_episode])
+            return np.where(ok.any(axis=0), (w * np.where(ok, values, 0.0)).sum(axis=0), np.nan)
+
+        mean = wsum("mean")
+        stds = np.stack([np.asarray(s["std"], np.float64) for s in per_episode])
+        var = np.where(ok.any(axis=0), (w * np.where(ok, stds**2 + (means - mean) ** 2, 0.0)).sum(axis=0), np.nan)
+        out = {
+            "min": np.nanmin(np.stack([s["min"] for s in per_episode]), axis=0),
+            "max": np.nanmax(np.stack([s["max"] for s in per_episode]), axis=0),
+            "mean": mean,
+            "std": np.sqrt(np.maximum(var, 0.0)),
+            "count": np.array([int(counts.sum())], np.int64),
+        }
     for name in QUANTILES:
         out[name] = wsum(name)
     return out

@@ -141,3 +141,13 @@ def write_tasks_file(path: Path, tasks: Iterable[str]) -> None:
                        metadata={b"pandas": json.dumps(pandas_meta).encode()})
     table = pa.table([pa.array(range(len(tasks)), pa.int64()), pa.array(tasks, pa.string())], schema=schema)
     write_parquet_atomic(path, table)
+
+
+def as_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A scalar or list column as a float64 [rows, dims] array."""
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
+        rows = len(col)
+        flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+        return flat.reshape(rows, -1) if rows else np.zeros((0, 0))
+    return col.to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 1)

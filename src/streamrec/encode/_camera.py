@@ -31,10 +31,16 @@ from ._spill import read_spilled
 class CameraEncoder:
     """The encoding itself, inside the encoder process: one episode at a time into the camera's MP4s."""
 
-    def __init__(self, spec: EncoderSpec, busy: Callable[[], None] = lambda: None) -> None:
-        """`busy`: tells the recorder the process is alive during a long fallback re-encode."""
+    def __init__(self, spec: EncoderSpec, busy: Callable[[], None] = lambda: None,
+                 progress: Callable[[int, float | None], None] = lambda slots, s_per_slot: None) -> None:
+        """`busy`: tells the recorder the process is alive during a long fallback re-encode.
+        `progress(slots_done, s_per_slot)`: called after each slot encoded (the recorder's liveness
+        check and its estimate of a backlog's flush; see `_queue.FrameQueueReader.report_progress`)."""
         self._spec = spec
         self._busy = busy
+        self._progress = progress
+        self._s_per_slot = 0.0
+        """Recent encode time per slot, smoothed."""
         self._layout = Layout(spec.root)
         self._chain = [spec.encoder, *spec.fallbacks]
         """The camera's encoder, then its fallbacks; a failed encoder is removed for good."""
@@ -73,6 +79,7 @@ class CameraEncoder:
                                    self._busy)
         self._next_slot = 0
         self._last_frame = None
+        self._progress(0, None)
 
     def encode_slot(self, slot: int, frame: av.VideoFrame) -> None:
         # Slots before this one whose frames were dropped at the queue: repeat the previous
@@ -84,8 +91,12 @@ class CameraEncoder:
         self._last_frame = frame
 
     def _encode(self, frame: av.VideoFrame) -> None:
+        t0 = time.perf_counter()
         self._codec.encode(frame)  # sets pts = this slot
+        took = time.perf_counter() - t0
+        self._s_per_slot = took if not self._s_per_slot else 0.9 * self._s_per_slot + 0.1 * took
         self._next_slot += 1
+        self._progress(self._next_slot, self._s_per_slot)
 
     def watch_queue(self, depth: int) -> None:
         """Streaming with `adapt`: called after each frame with the frames still waiting (see _adapt)."""

@@ -29,7 +29,6 @@ from ..dataset._stats import ImageStatsSampler
 from ._camera import CameraEncoder
 from ._idle import IdleEncoder, SaveThread
 from ._messages import (
-    Busy,
     Close,
     DiscardEpisode,
     Done,
@@ -95,7 +94,8 @@ class _EncoderProcess:
         self.save_thread = None if spec.streaming else SaveThread()
         demote_current_thread(spec.nice)
         self.replies = _LockedConnection(replies)  # the idle encoder's thread may report too
-        self.encoder = CameraEncoder(spec, busy=lambda: self.replies.send(Busy()))
+        # Liveness goes through the queue's header, where the recorder looks while it waits.
+        self.encoder = CameraEncoder(spec, busy=queue.beat, progress=queue.report_progress)
         self.spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width,
                                                                spec.height, spec.fps)
         # In memory up to a second of frames (at most 64 MB: 10 frames at 1920x1080); beyond that,

@@ -7,7 +7,8 @@
     EndEpisode / DiscardEpisode /
       EncodeSpilled / Close     ───── frame pipe ─▶ handled after every frame sent before them
                                 ◀──── reply pipe ── Done(request_id, value) | Failed(request_id, traceback)
-                                ◀──── reply pipe ── Progress (EncodeSpilled) | Busy (a fallback re-encodes)
+                                ◀──── reply pipe ── Progress (EncodeSpilled)
+                                ◀─ queue header ─── work done, slots encoded (liveness and flush progress)
 
 Requests share the frames' pipe, so they arrive after every frame sent before them, and they are
 answered in order. Every request carries an id; its answer carries the same id. A failure while
@@ -133,12 +134,7 @@ class Progress:
     frames_done: int
 
 
-@dataclass(frozen=True, slots=True)
-class Busy:
-    """A fallback is re-encoding an episode (see `_fallback`): alive, not hung."""
-
-
-Reply = Done | Failed | Progress | Busy
+Reply = Done | Failed | Progress
 
 
 # -- what comes back --------------------------------------------------------------------------

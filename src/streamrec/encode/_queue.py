@@ -40,8 +40,10 @@ from ._messages import FrameReady
 log = logging.getLogger("streamrec")
 
 _HEADER_BYTES = 64
-"""Room before the first frame buffer for int64 counters: two written by the consumer, one by the producer."""
-_RELEASED, _FAILED, _SENT = 0, 1, 2
+"""Room before the first frame buffer for eight int64 counters."""
+_RELEASED, _FAILED, _SENT, _BEATS, _SLOTS_DONE, _NS_PER_SLOT = range(6)
+"""Written by the consumer: buffers released, failed flag, work done (a heartbeat), slots of the open episode
+encoded, and the recent encode time per slot. Written by the producer: buffers sent."""
 
 
 class QueueFullPolicy(str, enum.Enum):
@@ -76,6 +78,18 @@ class QueueStats:
 
 
 @dataclass(frozen=True, slots=True)
+class EncoderProgress:
+    """What an encoder process last said about its work, through the queue's header."""
+
+    beats: int
+    """Counts up whenever it did some work: unchanged for `encoder_timeout_s` means hung."""
+    slots_done: int
+    """Slots (rows) of the open episode encoded so far."""
+    s_per_slot: float
+    """Recent encode time per slot (0 until it has encoded some)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ReaderHandle:
     """What the encoder process needs to attach to a FrameQueue: the layout, and which of the
     file descriptors it inherits are the memory file and the pipe."""
@@ -99,7 +113,7 @@ def _memory_file(size: int) -> int:
 
 def _views(mem: mmap.mmap, shape: tuple[int, ...], buffers: int) -> tuple[np.ndarray, list[np.ndarray]]:
     size = math.prod(shape)
-    header = np.ndarray((3,), np.int64, buffer=mem, offset=0)
+    header = np.ndarray((_HEADER_BYTES // 8,), np.int64, buffer=mem, offset=0)
     frames = [np.ndarray(shape, np.uint8, buffer=mem, offset=_HEADER_BYTES + i * size) for i in range(buffers)]
     return header, frames
 
@@ -116,6 +130,11 @@ class FrameQueue:
         self._memory_fd = _memory_file(size)
         self._mem = mmap.mmap(self._memory_fd, size)
         self._header, self._buffers = _views(self._mem, shape, self._n)
+        # Touch every page now, not in add_frame: a buffer's first write costs its page faults
+        # (measured here: 0.47 instead of 0.07 ms for a 640x480 frame, 1.3 instead of 0.25 ms at
+        # 1280x720), and new buffers are first written when a backlog forms, the worst moment.
+        for buffer in self._buffers:
+            buffer.fill(0)
         read_fd, write_fd = os.pipe()
         os.set_inheritable(read_fd, True)
         os.set_inheritable(self._memory_fd, True)
@@ -155,7 +174,7 @@ class FrameQueue:
             self._reclaim()
             if not self._free:
                 if self._scratch is None:
-                    self._scratch = np.empty(self._shape, np.uint8)
+                    self._scratch = np.zeros(self._shape, np.uint8)
                 return self._scratch
             self._lent = self._free.pop()
         return self._buffers[self._lent]
@@ -218,6 +237,11 @@ class FrameQueue:
         """Set by the encoder process when it failed (cheap to read on every frame)."""
         return bool(self._header[_FAILED])
 
+    def progress(self) -> EncoderProgress:
+        """How far the encoder process has got (it writes these as it works; see `FrameQueueReader.report_progress`)."""
+        h = self._header
+        return EncoderProgress(int(h[_BEATS]), int(h[_SLOTS_DONE]), int(h[_NS_PER_SLOT]) / 1e9)
+
     def stats(self) -> QueueStats:
         return QueueStats(self._frames_in, self._frames_dropped, self._max_depth, tuple(self._dropped_slots))
 
@@ -263,3 +287,15 @@ class FrameQueueReader:
 
     def mark_failed(self) -> None:
         self._header[_FAILED] = 1
+
+    def beat(self) -> None:
+        """Work was done (a slot encoded, packets flushed, a frame re-encoded): the process is alive."""
+        self._header[_BEATS] += 1
+
+    def report_progress(self, slots_done: int, s_per_slot: float | None = None) -> None:
+        """Slots of the open episode encoded so far, and the recent encode time per slot."""
+        h = self._header
+        h[_SLOTS_DONE] = slots_done
+        if s_per_slot is not None:
+            h[_NS_PER_SLOT] = int(s_per_slot * 1e9)
+        h[_BEATS] += 1

@@ -31,7 +31,6 @@ import numpy as np
 from .._errors import WorkerError
 from . import _child
 from ._messages import (
-    Busy,
     Close,
     DiscardEpisode,
     Done,
@@ -138,13 +137,15 @@ class EncoderWorker:
     def offer(self, slot: int, frame: np.ndarray) -> bool:
         return self.queue.offer(slot, frame)
 
-    def end_episode(self, frames: int, episode_index: int) -> Reply:
+    def end_episode(self, frames: int, episode_index: int,
+                    on_progress: Callable[[str, int, int], None] | None = None) -> Reply:
         """Complete the open episode with `frames` video frames; the reply is an EpisodeEnd.
 
         Streaming, the episode is then in the camera's MP4; otherwise its PNGs are kept for
-        `encode_spilled`.
+        `encode_spilled`. While `result()` waits for the encoder to work through what it still
+        holds, `on_progress(camera, episode_index, frames_done)` is called as the count grows.
         """
-        return self._request(EndEpisode, frames, episode_index)
+        return self._request(EndEpisode, frames, episode_index, on_progress=on_progress, flush_of=episode_index)
 
     def encode_spilled(self, episodes: list[tuple[int, int]],
                        on_progress: Callable[[str, int, int], None] | None = None) -> Reply:
@@ -190,8 +191,8 @@ class EncoderWorker:
     def _died(self) -> WorkerError:
         return WorkerError(f"encoder process for {self.camera} ended unexpectedly (exit code {self.exitcode})")
 
-    def _request(self, kind: type[Request], *args: Any, on_progress: Callable[[str, int, int], None] | None = None
-                 ) -> Reply:
+    def _request(self, kind: type[Request], *args: Any, on_progress: Callable[[str, int, int], None] | None = None,
+                 flush_of: int | None = None) -> Reply:
         request_id = self._next_request
         self._next_request += 1
         try:
@@ -201,40 +202,48 @@ class EncoderWorker:
                 self._process.wait(5)
             self._failure = self._failure or self._died()
             raise self._failure from None
-        return Reply(self, request_id, self._timeout_s, on_progress)
+        return Reply(self, request_id, self._timeout_s, on_progress, flush_of)
 
     def _wait(self, request_id: int | None, timeout_s: float | None = None,
-              on_progress: Callable[[str, int, int], None] | None = None) -> Any:
+              on_progress: Callable[[str, int, int], None] | None = None, flush_of: int | None = None) -> Any:
         """Read replies until the one to `request_id` (None: the next unsolicited one).
 
-        With `timeout_s`, an encoder that is alive but silent that long is taken as hung (SVT-AV1
-        has known deadlocks at end of stream, seen here about once in a few hundred episode
-        flushes under load): it is killed, so the caller gets an error instead of waiting forever.
-        A progress report counts as an answer.
+        Liveness is progress. The encoder process counts its work in the queue's header (each slot
+        encoded, each frame a fallback re-encodes), and `timeout_s` counts from the last change seen,
+        not from the request: an encoder that is slow but working (a slow preset, the backlog of a
+        large episode, a small CPU) is waited for however long it takes. One that does no work for
+        `timeout_s` while it owes an answer is taken as hung (SVT-AV1 has known deadlocks at end of
+        stream, seen here about once in a few hundred episode flushes under load) and killed, so the
+        caller gets an error instead of waiting forever. With `flush_of` (the episode `EndEpisode`
+        ends), `on_progress` hears the episode's encoded slots as they grow.
         """
         def new_deadline() -> float | None:
             return None if timeout_s is None else time.monotonic() + timeout_s
 
         deadline = new_deadline()
+        beats = self.queue.progress().beats
         while True:
             try:
                 while not self._replies.poll(0.25):
                     if self.exitcode is not None and not self._replies.poll(0):
                         raise EOFError
-                    if deadline is not None and time.monotonic() > deadline:
+                    progress = self.queue.progress()
+                    if progress.beats != beats:
+                        beats, deadline = progress.beats, new_deadline()
+                        if flush_of is not None and on_progress is not None:
+                            on_progress(self.camera, flush_of, progress.slots_done)
+                    elif deadline is not None and time.monotonic() > deadline:
                         self._process.kill()
                         self._process.wait()
                         self._failure = WorkerError(
-                            f"encoder for {self.camera} did not answer within {timeout_s:g} s and was stopped "
-                            "(a hung encoder; the episodes saved before are kept)")
+                            f"encoder for {self.camera} did no work for {timeout_s:g} s while it owed an answer "
+                            "and was stopped (a hung encoder; the episodes saved before are kept)")
                         raise self._failure
                 reply = self._replies.recv()
             except EOFError:
                 self._failure = self._failure or self._died()
                 raise self._failure from None
             match reply:
-                case Busy():  # a fallback re-encoding an episode (see _fallback): alive, not hung
-                    deadline = new_deadline()
                 case Progress(got_id, episode_index, frames_done):
                     deadline = new_deadline()
                     if on_progress is not None and got_id == request_id:
@@ -253,12 +262,13 @@ class Reply:
     """The answer to one request to an encoder process, read when asked for."""
 
     def __init__(self, worker: EncoderWorker, request_id: int, timeout_s: float,
-                 on_progress: Callable[[str, int, int], None] | None) -> None:
+                 on_progress: Callable[[str, int, int], None] | None, flush_of: int | None) -> None:
         self._worker = worker
         self._id = request_id
         self._timeout_s = timeout_s
         self._on_progress = on_progress
+        self._flush_of = flush_of
 
     def result(self) -> Any:
-        return self._worker._wait(self._id, self._timeout_s, self._on_progress)
+        return self._worker._wait(self._id, self._timeout_s, self._on_progress, self._flush_of)
 

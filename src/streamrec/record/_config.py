@@ -46,10 +46,16 @@ class RecordingOptions:
     batch_encoding_size: int = field(default=1, metadata={"flag": "video_encoding_batch_size"})
     """With streaming_encoding=False: encode the PNGs of this many saved episodes at once (every
     batch_encoding_size-th save_episode(), and the rest at finalize()); 1 when streaming."""
+    allow_nonfinite: bool = False
+    """Accept NaN and infinite values in numeric features (a sensor that reports "no reading" so). False:
+    add_frame refuses them (FrameError), since one NaN in the data makes its stats NaN and a policy
+    normalized with them trains on NaN. True: they are recorded and counted per episode and feature,
+    and the stats leave them out."""
     encoder_nice: int = 10
     """How much lower than the capture loop encoder threads run (added to their nice value)."""
     encoder_timeout_s: float = 30.0
-    """An encoder silent this long while finishing an episode is taken as hung and stopped."""
+    """An encoder that does no work this long while it owes an answer (finishing an episode) is taken as
+    hung and replaced; a slow one that keeps encoding is waited for."""
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
@@ -73,6 +79,8 @@ class RecordingOptions:
             raise bad("queue_full_policy", f"must be one of {[p.value for p in QueueFullPolicy]}")
         if not isinstance(self.adapt_on_overload, bool):
             raise bad("adapt_on_overload", "must be True or False")
+        if not isinstance(self.allow_nonfinite, bool):
+            raise bad("allow_nonfinite", "must be True or False")
         if isinstance(self.batch_encoding_size, bool) or not isinstance(self.batch_encoding_size, int) \
                 or self.batch_encoding_size < 1:
             raise bad("batch_encoding_size", "must be an integer >= 1")

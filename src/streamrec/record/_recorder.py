@@ -8,6 +8,7 @@ A row's images go to the camera's encoder process (`_supervisor`), its other val
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shutil
 import time
@@ -48,7 +49,7 @@ class DatasetRecorder:
         """Prefer `DatasetRecorder.create`; this takes an already checked config."""
         self.config = config
         self._layout = Layout(config.root)
-        self._rows = EpisodeRows(config.features)
+        self._rows = EpisodeRows(config.features, allow_nonfinite=config.allow_nonfinite)
         self._video_features = config.video_features
         self._encoders = EncoderSupervisor(config)
         self._writer: DatasetWriter | None = None
@@ -203,11 +204,14 @@ class DatasetRecorder:
     def save_episode(self, progress: ProgressCallback | None = None) -> EpisodeReport:
         """Complete the open episode.
 
-        Streaming, its video is already encoded, so this waits only for the encoders' last few
-        frames, then writes the episode's rows and metadata. Otherwise (`streaming_encoding=False`)
-        the episode's PNGs are kept, and every `batch_encoding_size`-th call encodes the saved
-        episodes' PNGs into the MP4s, cameras in parallel, calling `progress` as it goes.
-        Either way the episode is saved, and survives a crash, once this returns.
+        Streaming, its video is already encoded, so this waits only for the frames the encoders
+        still hold, then writes the episode's rows and metadata; an encoder that fell behind is
+        waited for as long as it keeps working, and `progress` hears its frames done (a backlog
+        that will take more than a few seconds is also logged at once, with an estimate).
+        Otherwise (`streaming_encoding=False`) the episode's PNGs are kept, and every
+        `batch_encoding_size`-th call encodes the saved episodes' PNGs into the MP4s, cameras in
+        parallel, calling `progress` as it goes. Either way the episode is saved, and survives a
+        crash, once this returns.
 
         Raises:
             DatasetError: the open episode has no frames.
@@ -223,7 +227,7 @@ class DatasetRecorder:
         e = writer.episode_index
         lost = f"save_episode(): episode {e} was not saved; the {e} episode(s) saved before it are intact. "
         try:
-            queue_stats, replies = self._encoders.end_episode(n, e)
+            queue_stats, replies = self._encoders.end_episode(n, e, progress)
         except WorkerError as error:  # an encoder died since the last add_frame
             rows.clear()
             raise self._recover(error, lost) from error
@@ -252,6 +256,7 @@ class DatasetRecorder:
         saved = writer.saved_episode(table, rows.tasks, {**stats, **{name: end.stats for name, end in ends.items()}},
                                      {name: s.dropped_slots for name, s in queue_stats.items()}, wall_time_s)
         episode_tasks = tuple(rows.tasks)
+        nonfinite = dict(rows.nonfinite)
         if self.config.streaming_encoding:
             videos = {name: end.video for name, end in ends.items()}
             try:
@@ -272,7 +277,8 @@ class DatasetRecorder:
         if len(self._pending) >= self.config.batch_encoding_size:
             done = self._encode_pending(progress)
             videos, encoded = done[e], tuple(done)
-        return self._report(saved, ends, queue_stats, videos, episode_tasks, encoded, time.perf_counter() - t0)
+        report = self._report(saved, ends, queue_stats, videos, episode_tasks, encoded, time.perf_counter() - t0)
+        return dataclasses.replace(report, nonfinite=nonfinite) if nonfinite else report
 
     def _report(self, saved: SavedEpisode, ends: Mapping[str, EpisodeEnd], queue_stats: Mapping[str, Any],
                 videos: Mapping[str, VideoEpisode], tasks: tuple[str, ...], encoded: tuple[int, ...],
@@ -395,6 +401,11 @@ class DatasetRecorder:
     def episode_frames(self) -> int:
         """Rows in the open episode."""
         return self._rows.frames
+
+    @property
+    def episode_nonfinite(self) -> dict[str, int]:
+        """NaN and infinite values recorded in the open episode, per feature (with `allow_nonfinite`)."""
+        return dict(self._rows.nonfinite)
 
     @property
     def encoders(self) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..encode._adapt import Adaptation
@@ -58,6 +58,8 @@ class EpisodeReport:
     """The episode is saved (rows and PNGs on disk) but its videos wait for the batch encode."""
     encoded_episodes: tuple[int, ...] = ()
     """Episodes whose videos were encoded and completed during this call."""
+    nonfinite: Mapping[str, int] = field(default_factory=dict)
+    """Per feature: NaN and infinite values recorded in this episode (only with `allow_nonfinite`)."""
 
     @property
     def dropped(self) -> int:
@@ -67,7 +69,8 @@ class EpisodeReport:
 
 @dataclass(frozen=True, slots=True)
 class EncodeProgress:
-    """Passed to a progress callback while saved PNG episodes are encoded."""
+    """Passed to `save_episode`'s and `finalize`'s progress callback while an episode's frames are encoded
+    after the episode ended: the backlog of a streaming encoder that fell behind, or saved PNG episodes."""
 
     camera: str
     episode_index: int

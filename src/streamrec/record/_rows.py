@@ -17,18 +17,23 @@ from ..dataset._tables import episode_table
 class EpisodeRows:
     """Rows of the episode being recorded: every feature but the cameras, plus each row's task."""
 
-    def __init__(self, features: Sequence[Feature]) -> None:
+    def __init__(self, features: Sequence[Feature], *, allow_nonfinite: bool = False) -> None:
         self._features = tuple(features)
+        self._allow_nonfinite = allow_nonfinite
+        self._floats = frozenset(f.name for f in features if not f.is_video and f.dtype.startswith("float"))
         self._table_features = tuple(f for f in features if not f.is_video)
         self._allowed = {f.name for f in features} | {"task"}
         self.clear()
 
     def clear(self) -> None:
         self.frames = 0
+        self.nonfinite: dict[str, int] = {}
+        """Per feature: NaN and infinite values recorded in the open episode (with allow_nonfinite)."""
         self._values: dict[str, list] = {f.name: [] for f in self._table_features}
         self.tasks: list[str] = []
         """The episode's tasks, in order of first appearance."""
         self._task_of_row: list[str] = []
+        self._pending_nonfinite: dict[str, int] = {}
 
     def check(self, frame: Mapping[str, Any]) -> dict[str, Any]:
         """Every key and value of a row, converted to the feature's dtype and shape; FrameError otherwise."""
@@ -41,17 +46,34 @@ class EpisodeRows:
         task = frame.get("task")
         if not isinstance(task, str) or not task:
             raise FrameError(f"add_frame(): 'task' must be a non-empty string, got {task!r}")
+        self._pending_nonfinite: dict[str, int] = {}
         out: dict[str, Any] = {}
         for f in self._features:
             if f.name not in frame:
                 raise FrameError(f"add_frame(): feature {f.name!r} is missing")
             out[f.name] = _check_value(f, frame[f.name])
+        for name in self._floats:
+            finite = np.isfinite(out[name])
+            if not finite.all():
+                self._refuse_or_count(name, out[name], finite)
         return out
+
+    def _refuse_or_count(self, name: str, value: np.ndarray, finite: np.ndarray) -> None:
+        if self._allow_nonfinite:  # counted when the row is appended (a later check may still refuse it)
+            self._pending_nonfinite[name] = int(finite.size - np.count_nonzero(finite))
+            return
+        i = int(np.flatnonzero(~finite.ravel())[0])
+        raise FrameError(f"add_frame(): {name!r} element {i} is {value.ravel()[i]}: numeric features must be finite "
+                         "(a NaN in the data makes its stats NaN); nothing was added. Pass allow_nonfinite=True "
+                         "(--dataset.allow_nonfinite=true) to record such values: they are counted and left out of "
+                         "the stats")
 
     def append(self, values: Mapping[str, Any], task: str) -> None:
         """Keep a checked row (its images have gone to the encoders)."""
         for f in self._table_features:
             self._values[f.name].append(values[f.name])
+        for name, n in self._pending_nonfinite.items():
+            self.nonfinite[name] = self.nonfinite.get(name, 0) + n
         if task not in self.tasks:
             self.tasks.append(task)
         self._task_of_row.append(task)

@@ -33,6 +33,8 @@ from ._reports import CameraStatus, EncodeProgress, ProgressCallback
 
 log = logging.getLogger("streamrec")
 
+FLUSH_SAY_S = 3.0
+"""A backlog that will take longer than this to encode at save_episode() is said at once."""
 MAX_RESTARTS = 3
 """Encoder processes started to replace dead ones, per camera, before the recorder gives up."""
 
@@ -122,13 +124,29 @@ class EncoderSupervisor:
     def offer(self, camera: str, slot: int, frame: np.ndarray) -> bool:
         return self.workers[camera].offer(slot, frame)
 
-    def end_episode(self, frames: int, episode_index: int) -> tuple[dict[str, QueueStats], dict[str, Reply]]:
-        """Ask every encoder to complete the open episode; returns each queue's counters and reply."""
+    def end_episode(self, frames: int, episode_index: int, progress: ProgressCallback | None = None
+                    ) -> tuple[dict[str, QueueStats], dict[str, Reply]]:
+        """Ask every encoder to complete the open episode; returns each queue's counters and reply.
+
+        `progress` hears each camera's encoded frames while the replies are awaited. A camera whose
+        backlog will take more than FLUSH_SAY_S to encode is logged at once, with the estimate.
+        """
+        def on_progress(camera: str, episode: int, done: int) -> None:
+            if progress is not None:
+                progress(EncodeProgress(camera, episode, done, frames))
+
         stats, replies = {}, {}
         for name, worker in self.workers.items():
             stats[name] = worker.queue.stats()
-            replies[name] = worker.end_episode(frames, episode_index)
+            replies[name] = worker.end_episode(frames, episode_index, on_progress)
             worker.queue.reset_stats()  # the capture thread is the only producer: safe here
+            done = worker.queue.progress()
+            left, estimate_s = frames - done.slots_done, (frames - done.slots_done) * done.s_per_slot
+            if estimate_s > FLUSH_SAY_S:
+                log.warning("%s: %d frame(s) of episode %d still to encode, about %.0f s at %.0f ms per frame; "
+                            "save_episode() waits for them (a faster preset or codec, fewer cameras, or "
+                            "--dataset.streaming_encoding=false avoid the wait)", name, left, episode_index,
+                            estimate_s, 1e3 * done.s_per_slot)
         return stats, replies
 
     def discard(self, cameras: list[str] | None = None) -> None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from streamrec import DatasetError
 from streamrec.dataset._reader import DatasetReader
 from streamrec.dataset._reader import Episode as _ReaderEpisode
+from streamrec.dataset._tables import as_matrix
 
 DEFAULT_COLUMNS = frozenset({"timestamp", "frame_index", "episode_index", "index", "task_index"})
 _NUMERIC = ("float", "int", "uint", "bool")
@@ -125,7 +126,7 @@ class Dataset:
             return []
         table = self._reader.episode_rows(self._source[episode], self.series_features)
         out = [Series(name=name, names=_dim_names(self.features[name], values.shape[1]), values=values)
-               for name in table.column_names for values in [_as_matrix(table[name])]]
+               for name in table.column_names for values in [as_matrix(table[name])]]
         del table
         pa.default_memory_pool().release_unused()
         return out
@@ -155,16 +156,6 @@ def _series_features(features: dict[str, dict[str, Any]]) -> tuple[str, ...]:
                if name not in DEFAULT_COLUMNS and str(f.get("dtype", "")).startswith(_NUMERIC)]
     first = [n for n in ("observation.state", "action") if n in numeric]
     return tuple(first + [n for n in numeric if n not in first])
-
-
-def _as_matrix(column: pa.ChunkedArray) -> np.ndarray:
-    """A scalar or list column as a float64 [rows, dims] array (the browser plots doubles anyway)."""
-    col = column.combine_chunks()
-    if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
-        rows = len(col)
-        flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
-        return flat.reshape(rows, -1) if rows else np.zeros((0, 0))
-    return col.to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 1)
 
 
 def _dim_names(feature: dict[str, Any], dims: int) -> tuple[str, ...]:
