@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMANDS:
         importlib.import_module(f"streamrec.cli.{name}").add_parser(sub)
+    importlib.import_module("streamrec.lerobot._command").add_parser(sub)  # imports LeRobot only when run
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     return int(args.run(args) or 0)
