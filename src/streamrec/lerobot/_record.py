@@ -92,15 +92,25 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout.flush()
     try:
         config = parse(argv)
-    except SystemExit as e:  # draccus and LeRobot's parser exit on --help and on bad flags
-        return e.code if isinstance(e.code, int) else 2
-    except (ConfigError, ValueError, TypeError) as e:
-        print(f"streamrec lerobot-record: {e}", file=sys.stderr)
+    except SystemExit as e:  # draccus and LeRobot's parser exit on --help (0) and on bad flags (1 or 2)
+        return 0 if e.code in (0, None) else 2
+    except Exception as e:  # noqa: BLE001 - draccus wraps a config class's own error; say that one
+        print(f"streamrec lerobot-record: {_root_cause(e)}", file=sys.stderr)
         return 2
     for flag, why in _NO_MEANING.items():
         if any(a == flag or a.startswith(flag + "=") for a in argv):
             say_ignored(flag, "(given)", why)
     return Recording(config).run()
+
+
+def _root_cause(error: BaseException) -> str:
+    """The message of the error a config class raised, under the parser's wrappers."""
+    found = error
+    while found.__cause__ is not None:
+        found = found.__cause__
+        if isinstance(found, (ConfigError, ValueError, TypeError)):
+            break
+    return str(found) if found is not error else f"{type(error).__name__}: {error}"
 
 
 def translate(argv: Sequence[str]) -> list[str]:
@@ -126,6 +136,7 @@ def parse(argv: Sequence[str]) -> LeRobotRecordConfig:
     from lerobot.configs import parser
     from lerobot.utils.import_utils import register_third_party_plugins
 
+    register_builtin_devices()
     register_third_party_plugins()
 
     def take(cfg):  # noqa: ANN001, ANN202 - the parser reads the type from __annotations__ below
@@ -138,6 +149,31 @@ def parse(argv: Sequence[str]) -> LeRobotRecordConfig:
         return parser.wrap()(take)()
     finally:
         sys.argv = saved
+
+
+BUILTIN_DEVICES = (
+    "lerobot.cameras.opencv", "lerobot.cameras.reachy2_camera", "lerobot.cameras.realsense", "lerobot.cameras.zmq",
+    *(f"lerobot.robots.{name}" for name in (
+        "bi_openarm_follower", "bi_rebot_b601_follower", "bi_so_follower", "earthrover_mini_plus", "hope_jr",
+        "koch_follower", "omx_follower", "openarm_follower", "reachy2", "rebot_b601_follower", "so_follower",
+        "unitree_g1")),
+    *(f"lerobot.teleoperators.{name}" for name in (
+        "bi_openarm_leader", "bi_openarm_mini", "bi_rebot_102_leader", "bi_so_leader", "homunculus", "koch_leader",
+        "omx_leader", "openarm_leader", "openarm_mini", "reachy2_teleoperator", "rebot_102_leader", "so_leader",
+        "unitree_g1", "keyboard")),
+)
+"""The modules lerobot-record 0.6.1 imports so that their config classes register their --robot.type,
+--teleop.type and camera type names."""
+
+
+def register_builtin_devices() -> None:
+    import importlib
+
+    for module in BUILTIN_DEVICES:
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 - a device whose SDK is missing stays unlisted, as it would fail anyway
+            log.debug("LeRobot device module %s not imported: %s", module, e)
 
 
 @dataclass(slots=True)
@@ -199,7 +235,7 @@ class Recording:
         self.ds_cfg = config.dataset
         self.processors = (teleop_action_processor, robot_action_processor, robot_observation_processor)
         self.console = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.live = self.console.is_terminal
         self.stop = _StopRequest()
         self.robot: Any = None
