@@ -46,8 +46,9 @@ def frame(ident: int) -> dict:
 def stored_ids(root: Path) -> dict[int, dict[str, list[int]]]:
     out = {}
     for ep in episodes(root):
-        out[ep["episode_index"]] = {cam: [read_id(f) for f in frames_of_episode(root, ep, f"observation.images.{cam}", 30)]
-                                    for cam in ("top", "wrist")}
+        out[ep["episode_index"]] = {
+            cam: [read_id(f) for f in frames_of_episode(root, ep, f"observation.images.{cam}", 30)]
+            for cam in ("top", "wrist")}
     return out
 
 

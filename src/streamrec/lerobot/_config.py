@@ -157,7 +157,8 @@ class LeRobotRecordConfig:
 
     def __post_init__(self) -> None:
         if self.teleop is None:
-            raise ConfigError("--teleop.type: a teleoperator is required for recording (e.g. --teleop.type=so101_leader)")
+            raise ConfigError("--teleop.type: a teleoperator is required for recording "
+                              "(e.g. --teleop.type=so101_leader)")
         if self.display_data and self.display_mode != "rerun":
             raise ConfigError(f"--display_mode = {self.display_mode!r}: streamrec's live display is Rerun only")
         if self.display_data and (self.display_ip or self.display_port):

@@ -36,7 +36,8 @@ def aggregate_pipeline_dataset_features(pipeline: Any, initial_features: Mapping
 
     kept = tuple(re.compile(p) for p in patterns) if patterns is not None else None
     # "action.", "observation.state.", "observation.images." and their last parts: stripped from names.
-    prefixes = tuple(f"{token}." for group in (ACTION, OBS_STATE, OBS_IMAGES) for token in (group, group.split(".")[-1]))
+    prefixes = tuple(f"{token}." for group in (ACTION, OBS_STATE, OBS_IMAGES)
+                     for token in (group, group.split(".")[-1]))
     images = OBS_IMAGES.split(".")[-1]
     groups: dict[str, dict[str, Any]] = {ACTION: {}, OBS_STR: {}}
     for kind, entries in pipeline.transform_features(initial_features).items():
