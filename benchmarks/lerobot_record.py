@@ -21,6 +21,7 @@ through --robot.discover_packages_path; streamrec in .venv312 (`make lerobot-env
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -103,10 +104,8 @@ class TreeSampler(threading.Thread):
             except psutil.Error:
                 continue
             for p in procs:
-                try:
+                with contextlib.suppress(psutil.Error):  # a process that ended meanwhile
                     total += p.memory_info().rss
-                except psutil.Error:
-                    pass
             self.peak = max(self.peak, total)
 
 
@@ -168,7 +167,7 @@ def run_streamrec(bin_dir: Path, videos: dict, work: Path, seconds: float, nocap
     report = json.loads(report_path.read_text())
     saved = [e for e in report["episodes"] if e["status"] == "saved"]
     result.update(rows=lengths(root), rows_expected=round(FPS * seconds),
-                  skipped_ticks=[e["skipped_ticks"] for e in saved],
+                  skipped_ticks=[e["skipped_ticks"] for e in saved], skipped_at=[e["skipped_at"] for e in saved],
                   save_ms=[round(e["save_s"] * 1e3, 1) for e in saved],
                   add_frame_p50_ms=max(e["add_frame_p50_ms"] for e in saved),
                   add_frame_p99_ms=max(e["add_frame_p99_ms"] for e in saved),
@@ -182,6 +181,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="episode_time_s (default 10)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "lerobot_record.json")
     ap.add_argument("--modes", default="root,nocap", help="root, nocap or both (default)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each tool per mode, alternating (default 1)")
+    ap.add_argument("--clip", type=int, default=150,
+                    help="frames in each camera's video, looped by the robot (default 150: 5 s)")
     args = ap.parse_args()
     lerobot_python = Path(os.environ.get("LEROBOT_VENV", Path.home() / ".cache" / "streamrec-lerobot-venv")) / "bin" \
         / "python"
@@ -192,21 +194,21 @@ def main() -> None:
             sys.exit(f"{need} is missing: {what}")
     work = Path(tempfile.mkdtemp(prefix="bench-lerobot-"))
     try:
-        frames = round(FPS * (2 * args.seconds + 2)) + 120  # every observation of a run gets its own frame
-        videos = {name: write_id_video(work / f"{name}.mp4", frames=min(frames, 4095), height=HEIGHT, width=WIDTH,
-                                       fps=FPS) for name in ("top", "wrist")}
+        # The robot decodes the clip into memory once (I420, 0.46 MB a frame) and loops it.
+        videos = {name: write_id_video(work / f"{name}.mp4", frames=args.clip, height=HEIGHT, width=WIDTH, fps=FPS)
+                  for name in ("top", "wrist")}
         results = {"seconds": args.seconds, "fps": FPS, "size": f"{WIDTH}x{HEIGHT}", "cameras": 2,
                    "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "runs": []}
-        for mode in args.modes.split(","):
+        for mode, round_ in ((m, r) for m in args.modes.split(",") for r in range(args.rounds)):
             for tool in ("lerobot-record", "streamrec lerobot-record"):
-                run_dir = work / f"{mode}-{tool.split()[0]}"
+                run_dir = work / f"{mode}-{round_}-{tool.split()[0]}"
                 run_dir.mkdir()
                 print(f"{mode}: {tool} ...", file=sys.stderr, flush=True)
                 if tool == "lerobot-record":
                     figures = run_lerobot(lerobot_python, videos, run_dir, args.seconds, mode == "nocap")
                 else:
                     figures = run_streamrec(bin312, videos, run_dir, args.seconds, mode == "nocap")
-                results["runs"].append({"mode": mode, "tool": tool, **figures})
+                results["runs"].append({"mode": mode, "round": round_, "tool": tool, **figures})
                 print(json.dumps(results["runs"][-1]), file=sys.stderr, flush=True)
                 shutil.rmtree(run_dir / ("lerobot-ds" if tool == "lerobot-record" else "streamrec-ds"),
                               ignore_errors=True)

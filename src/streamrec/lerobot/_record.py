@@ -186,6 +186,8 @@ class EpisodeFigures:
     rows: int = 0
     skipped_ticks: int = 0
     """Ticks whose slot passed while the loop was busy (no observation, no row)."""
+    skipped_at: list[tuple[int, int]] = field(default_factory=list)
+    """(first tick skipped, how many in a row), for each time the loop fell behind."""
     stale: dict[str, int] = field(default_factory=dict)
     """Per camera: rows whose image repeats the previous observation's or is older than one period."""
     add_frame_s: list[float] = field(default_factory=list)
@@ -198,7 +200,8 @@ class EpisodeFigures:
             float(v) for v in np.percentile(np.asarray(self.add_frame_s) * 1e3, [50, 99]))
         cameras = self.report.cameras if self.report else {}
         return {"episode_index": self.index, "status": self.status, "rows": self.rows, "ticks": self.ticks,
-                "skipped_ticks": self.skipped_ticks, "stale_frames": dict(self.stale),
+                "skipped_ticks": self.skipped_ticks, "skipped_at": [list(x) for x in self.skipped_at],
+                "stale_frames": dict(self.stale),
                 "dropped": {name: c.dropped for name, c in cameras.items()},
                 "adaptations": {name: [a.to_dict() for a in c.adaptations] for name, c in cameras.items()
                                 if c.adaptations},
@@ -526,6 +529,7 @@ class Recording:
                 missed = min(int((now - due) / period + 0.5), ticks - tick)
                 if fig is not None:
                     fig.skipped_ticks += missed
+                    fig.skipped_at.append((tick, missed))
                 tick += missed
                 continue
             obs = robot.get_observation()

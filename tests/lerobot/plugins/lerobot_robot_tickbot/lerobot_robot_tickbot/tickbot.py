@@ -36,7 +36,8 @@ class _Feeder(threading.Thread):
 
     LeRobot's OpenCVCamera reads a regular file as fast as it decodes (thirty 320x240 frames in 7 ms
     here) and fails at its end, so a file played straight would not stand for a camera. Through the
-    pipe its reader thread gets exactly one new frame per observation; the file loops at its end.
+    pipe its reader thread gets exactly one new frame per observation. The file is decoded once, before
+    the camera opens, so that feeding costs no decoding; it loops at its end.
     """
 
     def __init__(self, video: Path, pipe: Path, width: int, height: int, fps: int) -> None:
@@ -46,35 +47,43 @@ class _Feeder(threading.Thread):
         self.closing = False
         self.error: BaseException | None = None
         self.source_open = threading.Event()
-        """Set once the video file is open: the camera may then open the pipe (two OpenCV opens at
-        once were seen to fail here now and then)."""
+        """Set once the video is decoded: the camera may then open the pipe."""
 
-    def _open(self) -> cv2.VideoCapture:
+    def _decode(self) -> list[bytes]:
         cap = cv2.VideoCapture(str(self.video))
         if not cap.isOpened():
             raise OSError(f"tickbot: cannot open video {self.video}")
-        return cap
+        frames = []
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                if bgr.shape[1::-1] != self.size:
+                    raise OSError(f"tickbot: {self.video} is {bgr.shape[1]}x{bgr.shape[0]}, not "
+                                  f"{self.size[0]}x{self.size[1]}")
+                frames.append(b"FRAME\n" + cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes())
+        finally:
+            cap.release()
+        if not frames:
+            raise OSError(f"tickbot: {self.video} has no frame")
+        return frames
 
     def run(self) -> None:
         try:
             try:
-                cap = self._open()
+                frames = self._decode()
             finally:
                 self.source_open.set()
             with open(self.pipe, "wb", buffering=0) as out:
                 out.write(f"YUV4MPEG2 W{self.size[0]} H{self.size[1]} F{self.fps}:1 Ip A1:1 C420jpeg\n".encode())
+                sent = 0
                 while True:
                     self.credits.acquire()
                     if self.closing:
                         return
-                    ok, bgr = cap.read()
-                    if not ok:  # the end of the file: from its start again
-                        cap.release()
-                        cap = self._open()
-                        ok, bgr = cap.read()
-                    if not ok or bgr.shape[1::-1] != self.size:
-                        raise OSError(f"tickbot: {self.video} gave no {self.size[0]}x{self.size[1]} frame")
-                    out.write(b"FRAME\n" + cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes())
+                    out.write(frames[sent % len(frames)])
+                    sent += 1
         except BrokenPipeError:
             return  # the camera closed its end
         except BaseException as e:  # noqa: BLE001 - reported by get_observation
@@ -142,7 +151,7 @@ class TickBot(Robot):
             os.mkfifo(pipe)
             feeder = _Feeder(self._videos[name], pipe, cam.width, cam.height, cam.fps)
             feeder.start()
-            feeder.source_open.wait(10)
+            feeder.source_open.wait(60)
             if feeder.error is not None:
                 raise ConnectionError(f"tickbot camera {name!r}: {feeder.error}")
             feeder.credits.release()  # frame 0, which opening the stream waits for
