@@ -32,7 +32,7 @@ demo: $(VENV)/.installed
 $(VENV312)/.installed: pyproject.toml $(LEROBOT_PLUGINS)
 	$(PYTHON312) -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV312)/bin/python -m pip install --quiet -e '.[lerobot]' $(patsubst %/pyproject.toml,-e %,$(LEROBOT_PLUGINS))
+	$(VENV312)/bin/python -m pip install --quiet -e '.[lerobot,display]' $(patsubst %/pyproject.toml,-e %,$(LEROBOT_PLUGINS))
 	touch $@
 
 lerobot-env:

@@ -58,9 +58,9 @@ def test_two_episodes_every_row_from_one_tick(tmp_path: Path) -> None:
     lerobot_loads_every_row(root)
 
 
-def test_rerecord_then_stop_from_the_keyboard(tmp_path: Path) -> None:
-    """On a terminal, LeRobot's keys: r clears the open episode and records it again after the reset; q
-    saves the open episode and ends."""
+def test_rerecord_next_and_stop_from_the_keyboard(tmp_path: Path) -> None:
+    """On a terminal, LeRobot's keys: r clears the open episode and records it again after the reset; n ends
+    the episode early and saves it; q saves the open episode and ends the recording."""
     sources = id_videos(tmp_path / "videos")
     root, report = tmp_path / "ds", tmp_path / "report.json"
     term = Terminal(command(sources, root, episodes=3, seconds=2, reset=0.5, extra=(*H264, f"--report-json={report}")),
@@ -70,6 +70,8 @@ def test_rerecord_then_stop_from_the_keyboard(tmp_path: Path) -> None:
     term.press("r")
     term.wait_for("Re-record episode")
     term.wait_for("Recording episode 0", count=2)
+    time.sleep(0.8)
+    term.press("n")
     term.wait_for("Recording episode 1")
     time.sleep(0.7)
     term.press("q")
@@ -79,8 +81,8 @@ def test_rerecord_then_stop_from_the_keyboard(tmp_path: Path) -> None:
     assert [(f["episode_index"], f["status"]) for f in figures] == [(0, "re-recorded"), (0, "saved"), (1, "saved")]
     by_episode = check_rows(root)
     assert sorted(by_episode) == [0, 1]
-    assert len(by_episode[0]) == figures[1]["rows"] > 45  # the whole second attempt
-    assert 5 < len(by_episode[1]) == figures[2]["rows"] < 45  # stopped part way, kept
+    assert 5 < len(by_episode[0]) == figures[1]["rows"] < 45  # ended early by n, kept
+    assert 5 < len(by_episode[1]) == figures[2]["rows"] < 45  # stopped part way by q, kept
     # The kept episode 0 is the second attempt: its first tick comes after the discarded rows and the reset.
     assert by_episode[0][0].tick >= figures[0]["rows"]
     assert [ep["length"] for ep in episodes(root)] == [len(by_episode[0]), len(by_episode[1])]
@@ -147,6 +149,30 @@ def test_push_without_network_keeps_the_dataset(tmp_path: Path) -> None:
     assert verify(root).healthy, verify(root).findings
 
 
+def test_live_display_without_a_screen_saves_an_rrd(tmp_path: Path) -> None:
+    """--display_data=true with no screen: streamrec's Rerun display saves <root>.rrd beside the dataset."""
+    sources = id_videos(tmp_path / "videos")
+    root = tmp_path / "ds"
+    done = run(command(sources, root, episodes=1, seconds=1, extra=(*H264, "--display_data=true")), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = check_rows(root)[0]
+    script = r"""
+import json, sys
+from rerun.chunk import RrdReader
+counts = {}
+for chunk in RrdReader(sys.argv[1]).stream():
+    if not chunk.is_static:
+        counts[chunk.entity_path] = counts.get(chunk.entity_path, 0) + chunk.num_rows
+print(json.dumps(counts))
+"""
+    read = subprocess.run([str(lerobot_bin() / "python"), "-c", script, str(tmp_path / "ds.rrd")],
+                          capture_output=True, text=True, timeout=120)
+    assert read.returncode == 0, read.stderr[-3000:]
+    counts = json.loads(read.stdout.strip().splitlines()[-1])
+    assert 0 < counts["/observation.state"] <= len(rows) and counts["/action"] == counts["/observation.state"]
+    assert 0 < counts["/observation.images.top"] <= counts["/observation.state"]
+
+
 @pytest.mark.parametrize(("flag", "message"), [
     ("--dataset.video=false", "video only"),
     ("--dataset.queue_full_policy=sometimes", "queue_full_policy"),
@@ -188,3 +214,20 @@ print(json.dumps({"missing_top": [n for n in theirs_top if n not in ours_top],
                           env=env(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"missing_top": [], "missing": [], "default_differs": []}
+
+
+def test_streamrec_itself_never_imports_lerobot(tmp_path: Path) -> None:
+    """The core, the command line and streamrec.lerobot's writer load without LeRobot or torch."""
+    script = r"""
+import sys
+import streamrec, streamrec.lerobot, streamrec.cli.__main__
+from streamrec.lerobot import LeRobotDataset, VideoEncodingManager
+try:
+    streamrec.cli.__main__.main(["info", "--help"])
+except SystemExit:
+    pass
+print(sorted(m for m in ("lerobot", "torch", "draccus") if m in sys.modules))
+"""
+    done = subprocess.run([str(lerobot_bin() / "python"), "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

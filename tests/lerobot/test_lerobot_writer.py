@@ -189,3 +189,19 @@ def test_encoder_settings_from_lerobots_config() -> None:
     assert encoder_config(None) is None
     with pytest.raises(ConfigError, match="video_backend"):
         encoder_config({"video_backend": "torchcodec"})
+
+
+def test_the_command_says_what_it_needs(tmp_path: Path) -> None:
+    """Under a Python without LeRobot (this suite's own, usually), the command says what to install."""
+    import subprocess
+    import sys
+
+    from streamrec.lerobot._command import missing_lerobot
+
+    problem = missing_lerobot()
+    if problem is None:
+        pytest.skip("this Python has LeRobot 0.6: the command itself is tested in test_lerobot_record")
+    done = subprocess.run([sys.executable, "-m", "streamrec.cli", "lerobot-record", "--robot.type=so101_follower"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert problem in done.stderr and "streamrec[lerobot]" in done.stderr
