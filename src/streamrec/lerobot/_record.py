@@ -345,8 +345,6 @@ class Recording:
         self.features = features
         self.cameras = {key[len(IMAGES):]: key for key, f in features.items()
                         if key.startswith(IMAGES) and f["dtype"] == "video"}
-        if cfg.display_data:
-            self._open_display(features)
         common = dict(batch_encoding_size=ds_cfg.video_encoding_batch_size,
                       rgb_encoder=encoder_config(ds_cfg.rgb_encoder), depth_encoder=ds_cfg.depth_encoder,
                       encoder_threads=ds_cfg.encoder_threads, streaming_encoding=ds_cfg.streaming_encoding,
@@ -377,6 +375,8 @@ class Recording:
                                   "saved episodes, or record into a new folder")
             self.dataset = LeRobotDataset.create(repo_id, ds_cfg.fps, features, root=root,
                                                  robot_type=self.robot.name, **common)
+        if cfg.display_data:
+            self._open_display(features, self.dataset.root)
         # The teleoperator first, so that the robot is not left idle while it connects (as lerobot-record).
         self.teleop.connect()
         self.robot.connect()
@@ -575,12 +575,11 @@ class Recording:
 
     # -- live display (streamrec's Rerun display worker) ---------------------------------------
 
-    def _open_display(self, features: dict) -> None:
+    def _open_display(self, features: dict, root: Path) -> None:
         # An internal of streamrec's record command; the display is the same.
         from streamrec._display import DisplayWorker, RerunSink, has_screen, import_rerun, rrd_path_for
 
         import_rerun()
-        root = Path(self.ds_cfg.root) if self.ds_cfg.root else default_root(self.ds_cfg.repo_id)
         if not has_screen():
             self._rrd_path = rrd_path_for(root)
             if self._rrd_path.exists():
