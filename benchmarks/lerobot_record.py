@@ -9,7 +9,8 @@ g 2). Each pair runs as root and again without CAP_SYS_NICE (capsh), the two too
 Per run: rows per episode (against fps x episode_time_s), skipped ticks (streamrec's count; for
 lerobot-record, whose loop does not skip but falls behind, the rows it lacks), add_frame p50/p99 and
 save_episode time (lerobot-record's through a timing wrapper around its LeRobotDataset, streamrec's from its
-report), peak RSS of the whole process tree (sampled every 0.1 s) and its CPU time, and the machine's load.
+report), peak memory of the whole process tree (RSS and USS, see TreeSampler) and its CPU time, and the
+machine's load.
 
 lerobot-record runs in LeRobot's own environment (lerobot[dataset]==0.6.1, PyAV 15: $LEROBOT_VENV, default
 ~/.cache/streamrec-lerobot-venv, which /work/shared/tools/lerobot-load-check builds), finding the plugins
@@ -88,25 +89,33 @@ def load() -> list[float]:
 
 
 class TreeSampler(threading.Thread):
-    """Peak resident memory of a process and all its descendants, sampled every 0.1 s."""
+    """Peak memory of a process and all its descendants: resident (RSS, every 0.1 s), which counts memory
+    shared between them (streamrec's frame queues, libraries) once per process, and unique (USS, every
+    0.5 s: reading it costs more), which counts it nowhere."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
-        self.peak = 0
+        self.peak_rss = self.peak_uss = 0
         self.done = threading.Event()
 
     def run(self) -> None:
+        n = 0
         while not self.done.wait(0.1):
-            total = 0
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.Error:
                 continue
+            rss = uss = 0
             for p in procs:
                 with contextlib.suppress(psutil.Error):  # a process that ended meanwhile
-                    total += p.memory_info().rss
-            self.peak = max(self.peak, total)
+                    rss += p.memory_info().rss
+                    if n % 5 == 0:
+                        uss += p.memory_full_info().uss
+            self.peak_rss = max(self.peak_rss, rss)
+            if n % 5 == 0:
+                self.peak_uss = max(self.peak_uss, uss)
+            n += 1
 
 
 def run(cmd: list[str], env: dict[str, str], nocap: bool, log: Path) -> dict:
@@ -122,7 +131,8 @@ def run(cmd: list[str], env: dict[str, str], nocap: bool, log: Path) -> dict:
         sampler.done.set()
         sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"exit_code": code, "wall_s": round(time.monotonic() - t0, 2), "peak_rss_mb": round(sampler.peak / 2**20),
+    return {"exit_code": code, "wall_s": round(time.monotonic() - t0, 2),
+            "peak_rss_mb": round(sampler.peak_rss / 2**20), "peak_uss_mb": round(sampler.peak_uss / 2**20),
             "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)}
 
 
