@@ -426,7 +426,7 @@ class Recording:
             self.pushed, self.push_error = False, str(e)
             return self._fail(str(e), 1)
         self.pushed = True
-        self._say(f"pushed: https://huggingface.co/datasets/{ds.repo_id}")
+        self._say(f"pushed to the Hub as dataset {ds.repo_id}")
         return code
 
     # -- the loop -------------------------------------------------------------------------------
