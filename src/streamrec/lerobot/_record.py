@@ -561,6 +561,8 @@ class Recording:
         stale = []
         for name in self.cameras:
             image = obs.get(name)
+            if image is None:  # a pipeline renamed the camera: its raw image cannot be told apart here
+                continue
             old = image is self._previous.get(name)
             if not old:
                 cam = camera_objects.get(name)
