@@ -231,3 +231,68 @@ print(sorted(m for m in ("lerobot", "torch", "draccus") if m in sys.modules))
     done = subprocess.run([str(lerobot_bin() / "python"), "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_processor_pipelines_of_your_own(tmp_path: Path) -> None:
+    """streamrec.lerobot.record() takes LeRobot processor pipelines as lerobot-record's record() does: the
+    teleoperator's action goes through its pipeline before it is sent and recorded, and the observation
+    pipeline decides the state's features (here it drops `tick`)."""
+    sources = id_videos(tmp_path / "videos")
+    root = tmp_path / "ds"
+    script = r"""
+import sys
+import lerobot_robot_tickbot, lerobot_teleoperator_tickleader
+from lerobot.cameras.opencv import OpenCVCameraConfig
+from lerobot.configs import PipelineFeatureType
+from lerobot.processor import RobotProcessorPipeline
+from lerobot.processor.converters import (observation_to_transition, robot_action_observation_to_transition,
+                                          transition_to_observation, transition_to_robot_action)
+from lerobot.processor.pipeline import ObservationProcessorStep, RobotActionProcessorStep
+from streamrec.lerobot import DatasetSection, LeRobotRecordConfig, record
+
+class Negate(RobotActionProcessorStep):
+    def action(self, action):
+        return {**action, "j0.pos": -action["j0.pos"]}
+    def transform_features(self, features):
+        return features
+
+class DropTick(ObservationProcessorStep):
+    def observation(self, observation):
+        return {k: v for k, v in observation.items() if k != "tick"}
+    def transform_features(self, features):
+        return {kind: {k: v for k, v in f.items() if not (kind is PipelineFeatureType.OBSERVATION and k == "tick")}
+                for kind, f in features.items()}
+
+videos, root = sys.argv[1:3], sys.argv[3]
+cams = {name: OpenCVCameraConfig(index_or_path=path, width=320, height=240, fps=30)
+        for name, path in zip(("top", "wrist"), videos)}
+config = LeRobotRecordConfig(
+    robot=lerobot_robot_tickbot.TickBotConfig(cameras=cams), teleop=lerobot_teleoperator_tickleader.TickLeaderConfig(),
+    dataset=DatasetSection(repo_id="me/piped", root=root, num_episodes=1, episode_time_s=1, reset_time_s=0,
+                           single_task="pipelines", push_to_hub=False, streaming_encoding=True,
+                           rgb_encoder={"vcodec": "h264", "preset": "ultrafast"}),
+    play_sounds=False, report_json=root + ".json")
+action_steps = RobotProcessorPipeline(steps=[Negate()], to_transition=robot_action_observation_to_transition,
+                                      to_output=transition_to_robot_action)
+observation_steps = RobotProcessorPipeline(steps=[DropTick()], to_transition=observation_to_transition,
+                                           to_output=transition_to_observation)
+sys.exit(record(config, teleop_action_processor=action_steps, robot_observation_processor=observation_steps))
+"""
+    done = subprocess.run([str(lerobot_bin() / "python"), "-c", script, *map(str, sources.videos.values()), str(root)],
+                          env=env(tmp_path), capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads((root / "meta" / "info.json").read_text())
+    names = info["features"]["observation.state"]["names"]
+    assert "tick" not in names and names[:2] == ["j0.pos", "j1.pos"]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(next(root.glob("data/chunk-*/file-*.parquet")))
+    state = table.column("observation.state").to_pylist()
+    action = table.column("action").to_pylist()
+    figures = json.loads((tmp_path / "ds.json").read_text())["episodes"][0]
+    assert len(state) == figures["rows"] == figures["ticks"] - figures["skipped_ticks"] > 0
+    for r, (s, a) in enumerate(zip(state, action)):
+        tick = int(s[names.index("top.frame")]) - 1  # each observation brings the next frame; frame 0 at connect
+        assert a[0] == -tick and a[1] == 1000 + tick, (r, a)  # recorded as it left the teleoperator's pipeline
+        if r:
+            assert s[:6] == action[r - 1], (r, s)  # and sent so: the robot's joints follow it

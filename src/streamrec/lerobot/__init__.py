@@ -10,7 +10,7 @@ A loop written against LeRobot's `LeRobotDataset` records through streamrec by c
 import LeRobot; `aggregate_pipeline_dataset_features` and `sanity_check_dataset_robot_compatibility`
 need it (`pip install 'streamrec[lerobot]'`, Python >= 3.12), as do `record` (what `streamrec
 lerobot-record` runs, taking processor pipelines of your own as lerobot-record's `record()` does) and
-`LeRobotRecordConfig` (its flags), which are imported on first use. See docs/lerobot.md.
+`LeRobotRecordConfig` with its `DatasetSection` (its flags), which are imported on first use. See docs/lerobot.md.
 """
 
 from typing import Any
@@ -25,6 +25,7 @@ from ._writer import DEFAULT_FEATURES, LeRobotDataset, Meta, VideoEncodingManage
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "DatasetSection",
     "LeRobotDataset",
     "LeRobotRecordConfig",
     "Meta",
@@ -44,8 +45,8 @@ def __getattr__(name: str) -> Any:
         from ._record import record
 
         return record
-    if name == "LeRobotRecordConfig":
-        from ._config import LeRobotRecordConfig
+    if name in ("LeRobotRecordConfig", "DatasetSection"):
+        from . import _config
 
-        return LeRobotRecordConfig
+        return getattr(_config, name)
     raise AttributeError(f"module 'streamrec.lerobot' has no attribute {name!r}")
