@@ -117,12 +117,15 @@ def test_interrupted_then_repaired(tmp_path: Path) -> None:
 
 
 def test_resume_adds_episodes(tmp_path: Path) -> None:
-    """--resume=true appends to the dataset the first run finalized; a robot whose features differ is refused."""
+    """--resume=true appends to the dataset the first run finalized (here through the PNG path, LeRobot's
+    default); a robot whose features differ is refused."""
     sources = id_videos(tmp_path / "videos")
     root = tmp_path / "ds"
     first = run(command(sources, root, episodes=1, seconds=1, extra=H264), tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = run(command(sources, root, episodes=1, seconds=1, extra=(*H264, "--resume=true")), tmp_path)
+    # LeRobot's default, streaming_encoding=false: PNGs while recording, encoded at the save.
+    png = tuple(a for a in H264 if "streaming_encoding" not in a)
+    second = run(command(sources, root, episodes=1, seconds=1, extra=(*png, "--resume=true")), tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     by_episode = check_rows(root)
     assert sorted(by_episode) == [0, 1]
