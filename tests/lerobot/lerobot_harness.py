@@ -83,8 +83,9 @@ def id_videos(folder: Path, frames: int = 400) -> Sources:
 def env(tmp: Path) -> dict[str, str]:
     """No display, LeRobot's caches in the test's folder, the Hub unreachable."""
     out = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    # TMPDIR: the robot's pipes, even those of a killed run, go with the test's folder.
     out.update(HF_HOME=str(tmp / "hf"), HF_LEROBOT_HOME=str(tmp / "hf" / "lerobot"), HF_HUB_OFFLINE="1",
-               XDG_CACHE_HOME=str(tmp / "cache"), PYTHONUNBUFFERED="1")
+               XDG_CACHE_HOME=str(tmp / "cache"), PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
     return out
 
 
