@@ -292,8 +292,12 @@ class LeRobotDataset:
         info = json.loads(info_path.read_text())
         recorder_features(info["features"], depth_encoder)  # refuses what cannot be appended to
         encoder = encoder_config(rgb_encoder)
+        # Default settings mean "the dataset's own" (LeRobot's RGBEncoderConfig() carries preset 12, set by
+        # its __post_init__; streamrec's default leaves it None): only settings a user chose are checked.
+        if encoder in (EncoderConfig(), EncoderConfig(preset=12)):
+            encoder = None
         rec = DatasetRecorder.resume(
-            root, camera_encoder=None if encoder == EncoderConfig(preset=12) or encoder == EncoderConfig() else encoder,
+            root, camera_encoder=encoder,
             streaming_encoding=streaming_encoding, encoder_threads=encoder_threads,
             encoder_queue_maxsize=encoder_queue_maxsize, queue_full_policy=queue_full_policy,
             adapt_on_overload=adapt_on_overload, batch_encoding_size=batch_encoding_size)
