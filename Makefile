@@ -3,7 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean lerobot-env
+
+# LeRobot 0.6 needs Python >= 3.12: the first one found (pyenv's, then PATH's); tests/lerobot run streamrec
+# lerobot-record in .venv312 and skip only where there is none. Cold, .venv312 takes ~2 min and ~6 GB (torch).
+PYTHON312 ?= $(shell for c in $$(pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin/python3.1[2-9] \
+  $$(command -v python3.12 python3.13); do "$$c" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null \
+  && { echo "$$c"; break; }; done)
+VENV312 := .venv312
+LEROBOT_PLUGINS := $(wildcard tests/lerobot/plugins/*/pyproject.toml)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +29,17 @@ demo: $(VENV)/.installed
 	  --cameras='{top: {type: synthetic, width: 320, height: 240}, wrist: {type: synthetic, width: 320, height: 240}, side: {type: synthetic, width: 320, height: 240}}'
 	$(BIN)/streamrec verify datasets/demo
 
-test: $(VENV)/.installed
+$(VENV312)/.installed: pyproject.toml $(LEROBOT_PLUGINS)
+	$(PYTHON312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV312)/bin/python -m pip install --quiet -e '.[lerobot,display]' $(patsubst %/pyproject.toml,-e %,$(LEROBOT_PLUGINS))
+	touch $@
+
+lerobot-env:
+	@if [ -n "$(PYTHON312)" ]; then $(MAKE) --no-print-directory $(VENV312)/.installed; \
+	else echo "no Python >= 3.12 here: tests/lerobot will skip"; fi
+
+test: $(VENV)/.installed lerobot-env
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 
@@ -32,4 +50,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/suite.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) datasets/demo
+	rm -rf $(VENV) $(VENV312) datasets/demo

@@ -10,8 +10,8 @@ import sys
 
 # Each module defines add_parser(subparsers) and sets `run` (args -> exit code) as a default.
 _SUBCOMMANDS = ("_record", "_verify", "_info", "_repair", "_probe", "_bench", "_view")
-_OWN_FLAG_PARSER = {"record"}
-"""Subcommands whose flags are parsed by `_flags` (dotted names, '-' and '_' alike) rather than argparse."""
+_OWN_FLAG_PARSER = {"record", "lerobot-record"}
+"""Subcommands whose flags are parsed by `_flags` or LeRobot's parser (dotted names) rather than argparse."""
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _EXIT_BROKEN_PIPE = 141
 """As a process ended by SIGPIPE: the reader of our output (`| head`) went away."""
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMANDS:
         importlib.import_module(f"streamrec.cli.{name}").add_parser(sub)
+    importlib.import_module("streamrec.lerobot._command").add_parser(sub)  # imports LeRobot only when run
     args = parser.parse_args(_dashes(argv, set(sub.choices)))
     level = level or args.log_level
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
