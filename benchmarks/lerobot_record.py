@@ -177,12 +177,12 @@ def run_streamrec(bin_dir: Path, videos: dict, work: Path, seconds: float, nocap
     report = json.loads(report_path.read_text())
     saved = [e for e in report["episodes"] if e["status"] == "saved"]
     result.update(rows=lengths(root), rows_expected=round(FPS * seconds),
-                  skipped_ticks=[e["skipped_ticks"] for e in saved], skipped_at=[e["skipped_at"] for e in saved],
+                  skipped_ticks=[e["late_ticks"] for e in saved], skipped_at=[e["late_at"] for e in saved],
                   save_ms=[round(e["save_s"] * 1e3, 1) for e in saved],
                   add_frame_p50_ms=max(e["add_frame_p50_ms"] for e in saved),
                   add_frame_p99_ms=max(e["add_frame_p99_ms"] for e in saved),
                   dropped=[sum(e["dropped"].values()) for e in saved],
-                  stale_frames=[sum(e["stale_frames"].values()) for e in saved])
+                  stale_frames=[sum(e["stale"].values()) for e in saved])
     return result
 
 

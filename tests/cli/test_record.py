@@ -305,11 +305,11 @@ def test_records_a_video_file_through_opencv(tmp_path: Path) -> None:
                      f"--cameras={{cam: {{type: opencv, index_or_path: '{clip}', fps: 15}}}}",
                      f"--report-json={report}", *QUICK)
     assert result.returncode == 0, result.stderr
-    repeated = json.loads(report.read_text())["episodes"][0]["repeated"]["observation.images.cam"]
+    repeated = json.loads(report.read_text())["episodes"][0]["stale"]["observation.images.cam"]
     ep = episodes(slow)[0]
     ids = [read_id(f) for f in frames_of_episode(slow, ep, "observation.images.cam", FPS)]
     assert repeated == sum(a == b for a, b in zip(ids, ids[1:])) and repeated >= ep["length"] // 3
-    assert f"cam repeated {repeated} frame(s)" in result.stdout
+    assert f"cam {repeated} stale frame(s)" in result.stdout
 
     missing = run_cli(f"--dataset.root={tmp_path / 'none'}", "--dataset.num_episodes=1",
                       f"--cameras={{wrist: {{type: opencv, index_or_path: '{tmp_path / 'nope.mp4'}'}}}}", *QUICK)

@@ -46,10 +46,10 @@ def test_two_episodes_every_row_from_one_tick(tmp_path: Path) -> None:
     assert [e["status"] for e in figures["episodes"]] == ["saved", "saved"]
     for e, fig in enumerate(figures["episodes"]):
         rows = by_episode[e]
-        assert fig["rows"] == len(rows) == fig["ticks"] - fig["skipped_ticks"]
+        assert fig["frames"] == len(rows) == fig["ticks"] - fig["late_ticks"]
         stalled = sum(r.tick % 7 == 6 for r in rows)
         assert stalled > 0
-        assert fig["stale_frames"] == {"top": stalled, "wrist": stalled}
+        assert fig["stale"] == {"observation.images.top": stalled, "observation.images.wrist": stalled}
         assert sum(fig["dropped"].values()) == 0
     info = json.loads((root / "meta" / "info.json").read_text())
     assert info["robot_type"] == "tickbot" and info["fps"] == 30 and info["total_episodes"] == 2
@@ -78,13 +78,13 @@ def test_rerecord_next_and_stop_from_the_keyboard(tmp_path: Path) -> None:
     assert term.finish() == 0, term.text()[-3000:]
 
     figures = json.loads(report.read_text())["episodes"]
-    assert [(f["episode_index"], f["status"]) for f in figures] == [(0, "re-recorded"), (0, "saved"), (1, "saved")]
+    assert [(f["episode_index"], f["status"]) for f in figures] == [(None, "re-recorded"), (0, "saved"), (1, "saved")]
     by_episode = check_rows(root)
     assert sorted(by_episode) == [0, 1]
-    assert 5 < len(by_episode[0]) == figures[1]["rows"] < 45  # ended early by n, kept
-    assert 5 < len(by_episode[1]) == figures[2]["rows"] < 45  # stopped part way by q, kept
+    assert 5 < len(by_episode[0]) == figures[1]["frames"] < 45  # ended early by n, kept
+    assert 5 < len(by_episode[1]) == figures[2]["frames"] < 45  # stopped part way by q, kept
     # The kept episode 0 is the second attempt: its first tick comes after the discarded rows and the reset.
-    assert by_episode[0][0].tick >= figures[0]["rows"]
+    assert by_episode[0][0].tick >= figures[0]["frames"]
     assert [ep["length"] for ep in episodes(root)] == [len(by_episode[0]), len(by_episode[1])]
     lerobot_loads_every_row(root)
 
@@ -99,7 +99,7 @@ def test_interrupted_then_repaired(tmp_path: Path) -> None:
     lines = []
     for line in proc.stdout:
         lines.append(line)
-        if line.startswith("episode 0:"):
+        if line.startswith("episode 1/3: saved as episode 0"):
             break
     else:
         raise AssertionError("".join(lines))
@@ -293,7 +293,7 @@ sys.exit(record(config, teleop_action_processor=action_steps, robot_observation_
     state = table.column("observation.state").to_pylist()
     action = table.column("action").to_pylist()
     figures = json.loads((tmp_path / "ds.json").read_text())["episodes"][0]
-    assert len(state) == figures["rows"] == figures["ticks"] - figures["skipped_ticks"] > 0
+    assert len(state) == figures["frames"] == figures["ticks"] - figures["late_ticks"] > 0
     for r, (s, a) in enumerate(zip(state, action)):
         tick = int(s[names.index("top.frame")]) - 1  # each observation brings the next frame; frame 0 at connect
         assert a[0] == -tick and a[1] == 1000 + tick, (r, a)  # recorded as it left the teleoperator's pipeline

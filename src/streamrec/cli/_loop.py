@@ -1,19 +1,17 @@
-"""The capture loop of a recording command: one row per tick at `fps`, against `time.monotonic()`.
+"""The capture loop of a recording command: one tick at a time at `fps`, against `time.monotonic()`.
 
-It sleeps to each tick, asks for the row (cameras and robot values), calls `add_frame` and counts.
-A tick whose slot has passed by more than half a period while the loop was busy is skipped and
-counted as late: the loop never bursts rows to catch up, so rows stay evenly spaced in time except
-where ticks are missing. Shared by `streamrec record` and `streamrec lerobot-record`.
+Tick k is due at start + k / fps. The loop sleeps to each tick and runs it. A tick whose slot has
+passed by more than half a period while the loop was busy is skipped and counted as late: the loop
+never bursts ticks to catch up, so rows stay evenly spaced in time except where ticks are missing.
+Shared by `streamrec record` and `streamrec lerobot-record`.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
-
-from streamrec import DatasetRecorder
 
 from ._status import EpisodeFigures, RecordingStatus
 
@@ -36,51 +34,47 @@ class StopRequest:
             os.write(2, self._note)
 
 
-def paced_episode(rec: DatasetRecorder, fig: EpisodeFigures, status: RecordingStatus, stop: StopRequest, fps: int,
-                  read_row: Callable[[], dict[str, Any]],
-                  after_add: Callable[[Mapping[str, Any], EpisodeFigures], None] | None = None,
-                  should_end: Callable[[], bool] = lambda: False) -> None:
-    """Record `fig.ticks` ticks (fewer if stopped or `should_end()` says so) into the open episode.
+def run_ticks(ticks: int, fps: int, stop: StopRequest, tick: Callable[[], None], status: RecordingStatus,
+              phase: str, fig: EpisodeFigures | None = None,
+              should_end: Callable[[], bool] = lambda: False) -> None:
+    """Run `tick()` once per tick for `ticks` ticks (fewer if stopped or `should_end()` says so).
 
     Args:
-        read_row: Reads the cameras and the robot for this tick; returns the row for `add_frame`.
-        after_add: Called with the row once it is added (the live display).
-        should_end: Polled between ticks (LeRobot's "exit early" key).
+        tick: One tick's work (read the devices; add the row when recording).
+        status: Shown live; told of each tick.
+        phase: What the status calls this ("recording", "reset").
+        fig: The episode being recorded, which counts the ticks skipped (None in a reset).
+        should_end: Polled before each tick (LeRobot's "next" key).
     """
     period = 1.0 / fps
     status.tick_times.clear()
-    start = time.monotonic()
     status.start_phase()
-    status.update("recording", fig, force=True)
-    tick = 0
-    while tick < fig.ticks and stop.signum is None and not should_end():
-        due = start + tick * period
+    status.update(phase, fig, force=True)
+    start = time.monotonic()
+    k = 0
+    while k < ticks and stop.signum is None and not should_end():
+        due = start + k * period
         now = time.monotonic()
         if now < due:
             time.sleep(due - now)
-            if stop.signum is not None:
-                break
-        elif now - due > period / 2:
+            continue  # look at the stop request and the keys again before the tick
+        if now - due > period / 2:
             # This tick's slot has passed: move to the nearest tick instead of bursting rows.
-            missed = min(int((now - due) / period + 0.5), fig.ticks - tick)
-            fig.late_ticks += missed
-            tick += missed
+            missed = min(int((now - due) / period + 0.5), ticks - k)
+            if fig is not None:
+                fig.late_ticks += missed
+                fig.late_at.append((k, missed))
+            k += missed
             continue
-        row = read_row()
-        t0 = time.perf_counter()
-        rec.add_frame(row)
-        fig.add_frame_s.append(time.perf_counter() - t0)
-        fig.frames += 1
-        if after_add is not None:
-            after_add(row, fig)
-        tick += 1
+        tick()
+        k += 1
         status.tick_times.append(time.monotonic())
-        status.update("recording", fig)
+        status.update(phase, fig)
 
 
 def reset_wait(seconds: float, fig: EpisodeFigures, status: RecordingStatus, stop: StopRequest,
                should_end: Callable[[], bool] = lambda: False) -> None:
-    """The pause between episodes, showing its countdown."""
+    """The pause between episodes when there is nothing to tick, showing its countdown."""
     end = time.monotonic() + seconds
     status.start_phase()
     while stop.signum is None and not should_end():

@@ -44,21 +44,19 @@ from streamrec.capture import (
     make_source,
     sim_world,
 )
-from streamrec.capture._display import DisplayError, DisplayWorker, RerunSink, has_screen, import_rerun, rrd_path_for
 from streamrec.cli import _flags
 from streamrec.dataset._features import CAPTURE_TIME_SUFFIX
 from streamrec.record import RecordingOptions
 from streamrec.record._config import OPTION_NAMES
 
-from ._loop import StopRequest, paced_episode, reset_wait
+from ._live_display import LiveDisplay, display_target
+from ._loop import StopRequest, reset_wait, run_ticks
 from ._paths import PathProblem, check_dataset_root, check_writable_file
 from ._status import IMAGE_PREFIX, EpisodeFigures, RecordingStatus, write_report
 
 log = logging.getLogger("streamrec")
 
 _EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-_DISPLAY_JOIN_S = 10.0
-"""How long the end of a recording waits for the display thread to log what it has queued."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,27 +221,21 @@ class Recording:
     def __init__(self, config: RecordConfig) -> None:
         self.config = config
         self.ds = ds = config.dataset
-        self.status = RecordingStatus(num_episodes=ds.num_episodes, fps=ds.fps, episode_time_s=ds.episode_time_s,
-                                      reset_time_s=ds.reset_time_s, queue_maxsize=ds.encoder_queue_maxsize,
-                                      streaming=ds.streaming_encoding, root=ds.root,
-                                      batch_size=ds.batch_encoding_size, play_sounds=config.play_sounds)
+        self.status = RecordingStatus(command="streamrec record", num_episodes=ds.num_episodes, fps=ds.fps,
+                                      episode_time_s=ds.episode_time_s, reset_time_s=ds.reset_time_s,
+                                      queue_maxsize=ds.encoder_queue_maxsize, streaming=ds.streaming_encoding,
+                                      root=ds.root, batch_size=ds.batch_encoding_size, play_sounds=config.play_sounds)
         self.stop = StopRequest("streamrec record")
         self.sources: list[CameraSource] = []
         self.robot: RobotSource | None = None
         self._keys: list[tuple[CameraSource, str, str]] = []
         """Per camera: its source, its video key, its capture-time key."""
         self._last_capture: dict[str, float] = {}
+        self._rec: DatasetRecorder | None = None
         self._fig: EpisodeFigures | None = None
         """The episode being recorded."""
-        self._rec: DatasetRecorder | None = None
-        self.display: DisplayWorker | None = None
-        self.display_error: DisplayError | None = None
-        self._display_ticks = 0
-        self._rrd_path: Path | None = None
-        self._display_values: list[str] = []
-        """Robot feature keys the display shows."""
-        self._display_counts: tuple[int, int, int] | None = None
-        """(offered, dropped, logged) ticks, once the display thread has ended."""
+        self._rrd: Path | None = None
+        self.display: LiveDisplay | None = None
 
     # -- top level ------------------------------------------------------------------------------
 
@@ -256,7 +248,7 @@ class Recording:
                 signal.signal(s, handler)
 
     def _fail(self, message: str, code: int) -> int:
-        self.status.fail(message, "streamrec record")
+        self.status.fail(message)
         return code
 
     def _run(self) -> int:
@@ -269,15 +261,9 @@ class Recording:
             return self._fail(str(e), 1)
         if self.config.display_data:
             try:
-                import_rerun()
+                self._rrd = display_target(root)
             except ConfigError as e:
-                return self._fail(str(e), 2)
-            if not has_screen():
-                self._rrd_path = rrd_path_for(root)
-                if self._rrd_path.exists():
-                    return self._fail(f"--display_data=true: there is no screen here (DISPLAY and WAYLAND_DISPLAY "
-                                      f"are unset), so the display is saved to {self._rrd_path}, which exists "
-                                      "already; move it away or record to another --dataset.root", 1)
+                return self._fail(str(e), 2 if "pip install" in str(e) else 1)
         try:
             rec = self._open()
         except SourceError as e:
@@ -306,10 +292,11 @@ class Recording:
                 code = self._fail(str(e), 1)
             for source in self.sources:
                 source.close()
-        self.status.summary(rec, self.stop.signum, self._display_lines())
+        display = self.display
+        self.status.summary(rec, self.stop.signum, display.lines() if display else ())
         if self.config.report_json:
             write_report(Path(self.config.report_json), self.status.report(
-                rec, self.stop.signum, [key for _, key, _ in self._keys], self._display_report()))
+                rec, self.stop.signum, [key for _, key, _ in self._keys], display.report() if display else None))
         if code == 0 and self.stop.signum is not None:
             code = _EXIT_ON_SIGNAL[self.stop.signum]
         return code
@@ -342,7 +329,7 @@ class Recording:
                 features[time_key] = {"dtype": "float64", "shape": [1], "names": None}
             features.update(self.robot.features)
             if self.config.display_data:
-                self._open_display(self.robot.features)
+                self.display = LiveDisplay(self._rrd, self.robot.features, self.status.say)
             ds = self.ds
             options = {name: getattr(ds, name) for name in OPTION_NAMES}
             if self.config.resume:
@@ -365,74 +352,86 @@ class Recording:
         self._rec = rec
         return rec
 
+    def _close_display(self) -> None:
+        if self.display is not None:
+            self.display.close()
+
     # -- the loop -------------------------------------------------------------------------------
 
     def _record_all(self, rec: DatasetRecorder) -> None:
-        try:
-            self._record_episodes(rec)
-        finally:
-            self.status.announce("Stop recording")
-
-    def _record_episodes(self, rec: DatasetRecorder) -> None:
         cams = ", ".join(f"{s.name} {s.shape[1]}x{s.shape[0]} {s.config.type}" for s in self.sources)
         self.status.say(f"recording {self.ds.num_episodes} episode(s) of {self.ds.episode_time_s:g} s at "
                         f"{self.ds.fps} fps to {rec.root} (cameras: {cams}; "
                         f"{', '.join(sorted(set(rec.encoders.values())))})")
-        with self.status.showing(rec):
-            self._episodes(rec)
+        try:
+            with self.status.showing(rec):
+                self._episodes(rec)
+        finally:
+            self.status.announce("Stop recording")
 
-    def _read_row(self) -> dict[str, Any]:
-        """One tick: every camera read into its queue buffer (no copy on the way), then the robot."""
-        rec = self._rec
+    def _tick(self) -> None:
+        """One tick: every camera read into its queue buffer (no copy on the way), the robot, the row."""
+        rec, fig = self._rec, self._fig
         row: dict[str, Any] = {"task": self.ds.single_task}
         for source, key, time_key in self._keys:
             buffer = rec.frame_buffer(key)
             captured_at = row[time_key] = source.read_into(buffer)
             row[key] = buffer
             if captured_at == self._last_capture.get(key):  # no new frame since the last tick
-                self._fig.repeated[key] = self._fig.repeated.get(key, 0) + 1
+                fig.stale[key] = fig.stale.get(key, 0) + 1
             self._last_capture[key] = captured_at
         row.update(self.robot.read())
-        return row
+        t0 = time.perf_counter()
+        rec.add_frame(row)
+        fig.add_frame_s.append(time.perf_counter() - t0)
+        fig.frames += 1
+        display = self.display
+        if display is not None and display.running:
+            t0 = time.perf_counter()
+            display.offer(row, episode_index=fig.number - 1, frame_index=fig.frames - 1,
+                          capture_time_s=row[self._keys[0][2]], cameras=[key for _, key, _ in self._keys])
+            fig.display_offer_s.append(time.perf_counter() - t0)
 
     def _episodes(self, rec: DatasetRecorder) -> None:
         n = self.ds.num_episodes
         status = self.status
+        ticks = max(1, round(self.ds.episode_time_s * self.ds.fps))
         k = 0
         while k < n:
             if self.stop.signum is not None:
                 return
-            fig = EpisodeFigures(number=k + 1, ticks=max(1, round(self.ds.episode_time_s * self.ds.fps)))
+            fig = self._fig = EpisodeFigures(number=k + 1, ticks=ticks)
             status.episodes.append(fig)
-            self._fig = fig
             status.announce(f"Recording episode {k + 1}")
             self.robot.start_episode(k)
-            after_add = self._offer_display if self.display is not None else None
             try:
                 try:
-                    paced_episode(rec, fig, status, self.stop, self.ds.fps, self._read_row, after_add)
+                    run_ticks(ticks, self.ds.fps, self.stop, self._tick, status, "recording", fig)
                 except SourceError:
                     # A camera stopped mid-episode: the recording ends; what the other cameras and
                     # this one delivered until then is kept if the user keeps partial episodes.
                     if fig.frames and self.ds.save_partial_episode:
-                        fig.partial = True
+                        fig.status = "partial"
                         fig.report = rec.save_episode(progress=status.encode_progress)
                         status.say(status.episode_line(fig) + ", up to the camera failure")
+                    else:
+                        fig.status = "discarded"
                     raise
                 stopped = self.stop.signum is not None
                 status.stopping = stopped
                 if fig.frames and (not stopped or self.ds.save_partial_episode):
-                    fig.partial = stopped
                     status.update("saving", fig, force=True)
                     fig.report = rec.save_episode(progress=status.encode_progress)
+                    fig.status = "partial" if stopped else "saved"
                     status.say(status.episode_line(fig))
                 elif fig.frames:
                     rec.clear_episode()
+                    fig.status = "discarded"
                     status.say(f"episode {k + 1}/{n}: stopped after {fig.frames} frames; discarded "
                                "(--dataset.save_partial_episode=true keeps it)")
             except EncoderRestarted as e:
                 # The episode in progress is gone and a new encoder took over: record it again.
-                status.episodes.pop()
+                fig.status = "lost"
                 log.warning("episode %d/%d: %s; recording it again", k + 1, n, e)
                 continue
             if stopped:
@@ -441,71 +440,3 @@ class Recording:
                 status.announce("Reset the environment")
                 reset_wait(self.ds.reset_time_s, fig, status, self.stop)
             k += 1
-
-    # -- live display (Rerun) -------------------------------------------------------------------
-
-    def _open_display(self, robot_features: Mapping[str, Mapping[str, Any]]) -> None:
-        """Start the display thread and its Rerun sink (the viewer, or the .rrd file without a screen).
-
-        Raises:
-            DisplayError: Rerun could not start.
-        """
-        names = {key: spec.get("names") for key, spec in robot_features.items()}
-        self._display_values = list(names)
-        sink = RerunSink(rrd_path=self._rrd_path, value_names=names)
-        self.display = DisplayWorker(sink)
-        self.display.start()
-        where = f"saving to {self._rrd_path} (no screen here)" if self._rrd_path else "in the Rerun viewer"
-        self.status.say(f"live display: {where}; {self.display.config.image_hz:g} images/s per camera, at most "
-                  f"{self.display.config.max_width} pixels wide")
-
-    def _offer_display(self, frame: Mapping[str, Any], fig: EpisodeFigures) -> None:
-        display = self.display
-        assert display is not None
-        t0 = time.perf_counter()
-        try:
-            display.offer(index=self._display_ticks, episode_index=fig.number - 1, frame_index=fig.frames - 1,
-                          capture_time_s=frame[self._keys[0][2]], images={key: frame[key] for _, key, _ in self._keys},
-                          values={key: frame[key] for key in self._display_values})
-        except DisplayError as e:
-            # The recording matters more than its preview: say so once and go on without it.
-            self.display_error = e
-            log.warning("%s; recording goes on without the live display", e)
-            self._close_display()
-            return
-        fig.display_offer_s.append(time.perf_counter() - t0)
-        self._display_ticks += 1
-
-    def _close_display(self) -> None:
-        """Stop the display thread after it has logged what is queued (the .rrd is complete after this)."""
-        display = self.display
-        if display is None:
-            return
-        display.stop()
-        if not display.join(_DISPLAY_JOIN_S):
-            log.warning("live display: its thread is still busy after %.0f s; leaving it to finish on its own",
-                        _DISPLAY_JOIN_S)
-        if display.failure is not None and self.display_error is None:
-            self.display_error = DisplayError(f"live display stopped: {display.failure}")
-            log.warning("%s", self.display_error)
-        self._display_counts = (display.offered, display.dropped, display.logged)
-        self.display = None
-
-    def _display_lines(self) -> list[str]:
-        if self._display_counts is None:
-            return []
-        offered, dropped, logged = self._display_counts
-        failed = f"; stopped early: {self.display_error}" if self.display_error else ""
-        lines = [f"Live display: {logged} of {offered} ticks shown, {dropped} dropped while the display was "
-                 f"behind{failed}"]
-        if self._rrd_path:
-            lines.append(f"Live display saved to {self._rrd_path}; open it with: rerun {self._rrd_path}")
-        return lines
-
-    def _display_report(self) -> dict[str, Any]:
-        if self._display_counts is None:
-            return {}
-        offered, dropped, logged = self._display_counts
-        return {"display": {"offered": offered, "dropped": dropped, "logged": logged,
-                            "rrd": None if self._rrd_path is None else str(self._rrd_path),
-                            "error": None if self.display_error is None else str(self.display_error)}}

@@ -42,22 +42,27 @@ STATUS_PERIOD_S = 0.25
 
 @dataclass(slots=True)
 class EpisodeFigures:
-    """Counters of one episode, kept by the capture loop."""
+    """Counters of one episode (or one attempt at it), kept by the capture loop."""
 
     number: int
-    """1-based position in this session (episode 1 of 3)."""
+    """1-based position in this session (episode 1 of 3); a re-recorded attempt keeps its number."""
     ticks: int
     """Ticks the episode spans (episode_time_s * fps)."""
     frames: int = 0
+    """Rows added."""
     late_ticks: int = 0
     """Ticks skipped because the loop was still busy when their slot passed."""
+    late_at: list[tuple[int, int]] = field(default_factory=list)
+    """(first tick skipped, how many in a row), for each time the loop fell behind."""
+    stale: dict[str, int] = field(default_factory=dict)
+    """Per camera: rows whose image is not a new one (the camera's previous frame again, or one captured more
+    than a period before the row)."""
     add_frame_s: list[float] = field(default_factory=list)
     display_offer_s: list[float] = field(default_factory=list)
     """Time the loop spent handing each tick to the live display (empty without --display_data)."""
     report: EpisodeReport | None = None
-    partial: bool = False
-    repeated: dict[str, int] = field(default_factory=dict)
-    """Per camera: rows that hold the camera's previous frame again (it had no new one when read)."""
+    status: str = "recording"
+    """saved, partial (saved when stopped), discarded, re-recorded, lost (an encoder was replaced) or empty."""
 
     def to_json(self) -> dict[str, Any]:
         p50, p99 = _percentiles_ms(self.add_frame_s)
@@ -66,13 +71,13 @@ class EpisodeFigures:
             d50, d99 = _percentiles_ms(self.display_offer_s)
             display = {"display_offer_p50_ms": round(d50, 3), "display_offer_p99_ms": round(d99, 3)}
         cameras = self.report.cameras if self.report else {}
-        return {"episode_index": self.report.episode_index if self.report else None, "frames": self.frames,
-                "ticks": self.ticks, "partial": self.partial, "late_ticks": self.late_ticks,
+        return {"episode_index": self.report.episode_index if self.report else None, "status": self.status,
+                "frames": self.frames, "ticks": self.ticks, "late_ticks": self.late_ticks,
+                "late_at": [list(x) for x in self.late_at], "stale": dict(self.stale),
                 "dropped": {name: c.dropped for name, c in cameras.items()},
-                "repeated": dict(self.repeated),
-                "nonfinite": dict(self.report.nonfinite) if self.report else {},
                 "adaptations": {name: [a.to_dict() for a in c.adaptations] for name, c in cameras.items()
                                 if c.adaptations},
+                "nonfinite": dict(self.report.nonfinite) if self.report else {},
                 "save_s": round(self.report.save_s, 4) if self.report else None,
                 "add_frame_p50_ms": None if p50 is None else round(p50, 3),
                 "add_frame_p99_ms": None if p99 is None else round(p99, 3), **display}
@@ -93,13 +98,13 @@ class _Snapshot:
     number: int
     elapsed: float
     total: float
-    """Seconds (recording, reset) or frames (encoding from PNGs)."""
+    """Seconds (recording, reset) or frames (encoding after the episode ended)."""
     frames: int
     late_ticks: int
     loop_hz: float
     cpu_pct: float
-    cameras: tuple[tuple[str, int, int], ...]
-    """(camera, frames waiting in its queue, dropped this episode)."""
+    cameras: tuple[tuple[str, int, int, int], ...]
+    """(camera, frames waiting in its queue, dropped this episode, stale this episode)."""
     nonfinite: int = 0
     """NaN and infinite values recorded this episode (with allow_nonfinite)."""
 
@@ -116,15 +121,18 @@ class RecordingStatus:
     """The live status and the lines of one recording session.
 
     Args:
+        command: The command's name, for its messages.
         num_episodes, fps, episode_time_s, reset_time_s: the session's plan.
         queue_maxsize: each camera queue's size (frames waiting).
         streaming: streaming encoding (else the PNG path; the warnings differ).
         root: the dataset folder, shown on the status line.
+        hint: one more line under the status (the keys a command listens to).
     """
 
-    def __init__(self, *, num_episodes: int, fps: int, episode_time_s: float, reset_time_s: float,
+    def __init__(self, *, command: str, num_episodes: int, fps: int, episode_time_s: float, reset_time_s: float,
                  queue_maxsize: int, streaming: bool, root: str | Path, batch_size: int = 1,
-                 play_sounds: bool = False) -> None:
+                 play_sounds: bool = False, hint: str = "") -> None:
+        self.command = command
         self.num_episodes = num_episodes
         self.fps = fps
         self.episode_time_s = episode_time_s
@@ -133,8 +141,9 @@ class RecordingStatus:
         self.streaming = streaming
         self.batch_size = batch_size
         self.root = str(root)
+        self.hint = hint
         self.console = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line to grep
         self.live = self.console.is_terminal
         self.stopping = False
         """A stop was requested: the status says the dataset is being finalized."""
@@ -153,7 +162,8 @@ class RecordingStatus:
                                                    "events are only printed")
 
     def announce(self, text: str) -> None:
-        """An event said aloud (with --play_sounds), as lerobot-record says it; never waits for the speech."""
+        """An event, logged and (with --play_sounds) said aloud, as lerobot-record does; never waits for the speech."""
+        logging.getLogger("streamrec").info("%s", text)
         if self._speech is not None:
             with contextlib.suppress(OSError):
                 subprocess.Popen([*self._speech, text], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -167,25 +177,25 @@ class RecordingStatus:
         else:
             print(line, flush=True)
 
-    def fail(self, message: str, prefix: str) -> None:
-        self.err.print(Text(f"{prefix}: {message}", "bold red"))
+    def fail(self, message: str) -> None:
+        self.err.print(Text(f"{self.command}: {message}", "bold red"))
 
     def episode_line(self, fig: EpisodeFigures) -> str:
         r = fig.report
         assert r is not None
-        drops = ", ".join(f"{name.removeprefix(IMAGE_PREFIX)} {c.dropped}" for name, c in r.cameras.items())
-        partial = " (partial)" if fig.partial else ""
+        drops = ", ".join(f"{name.removeprefix(IMAGE_PREFIX)} {c.dropped}" for name, c in r.cameras.items()) or "-"
+        partial = " (partial)" if fig.status == "partial" else ""
         if r.videos_pending:
             video = f" (video waits for the batch of {self.batch_size})"
         elif r.encoded_episodes != (r.episode_index,):
             video = f" (encoded episodes {r.encoded_episodes[0]}-{r.encoded_episodes[-1]})"
         else:
             video = ""
-        repeated = "".join(f", {name.removeprefix(IMAGE_PREFIX)} repeated {n} frame(s)"
-                           for name, n in fig.repeated.items() if n)
-        repeated += "".join(f", {n} non-finite value(s) in {name}" for name, n in r.nonfinite.items())
+        stale = "".join(f", {name.removeprefix(IMAGE_PREFIX)} {n} stale frame(s)" for name, n in fig.stale.items()
+                        if n)
+        stale += "".join(f", {n} non-finite value(s) in {name}" for name, n in r.nonfinite.items())
         return (f"episode {fig.number}/{self.num_episodes}{partial}: saved as episode {r.episode_index}, "
-                f"{fig.frames} frames, dropped {drops}{repeated}, late ticks {fig.late_ticks}, saved in "
+                f"{fig.frames} frames, dropped {drops}{stale}, late ticks {fig.late_ticks}, saved in "
                 f"{r.save_s * 1e3:.0f} ms{video}")
 
     # -- the live status --------------------------------------------------------------------------
@@ -194,11 +204,11 @@ class RecordingStatus:
     def showing(self, rec: DatasetRecorder) -> Iterator[None]:
         """Show the live status (on a terminal) while the block runs."""
         self._rec = rec
-        quiet = _QueueFullFilter()
-        streamrec_log = logging.getLogger("streamrec")
         if not self.live:
             yield
             return
+        quiet = _QueueFullFilter()
+        streamrec_log = logging.getLogger("streamrec")
         streamrec_log.addFilter(quiet)
         handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
         try:
@@ -218,7 +228,7 @@ class RecordingStatus:
     def start_phase(self) -> None:
         self._phase_start = time.monotonic()
 
-    def update(self, phase: str, fig: EpisodeFigures, force: bool = False) -> None:
+    def update(self, phase: str, fig: EpisodeFigures | None, force: bool = False) -> None:
         """Copy the counters for the refresh thread, at most every STATUS_PERIOD_S (cheap reads only)."""
         if not self.live:
             return
@@ -229,12 +239,15 @@ class RecordingStatus:
         times = self.tick_times
         loop_hz = (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0
         rec = self._rec
-        cameras = tuple((c.camera, c.queue_depth, c.dropped) for c in rec.camera_status()) if rec else ()
+        stale = fig.stale if fig else {}
+        cameras = tuple((c.camera, c.queue_depth, c.dropped, stale.get(c.camera, 0))
+                        for c in rec.camera_status()) if rec else ()
         total = self.reset_time_s if phase == "reset" else self.episode_time_s
         self._done.clear()
         nonfinite = sum(rec.episode_nonfinite.values()) if rec else 0
-        self._snapshot = _Snapshot(phase, fig.number, now - self._phase_start, total, fig.frames, fig.late_ticks,
-                                   loop_hz, self._cpu_percent(), cameras, nonfinite)
+        number = fig.number if fig else self._snapshot.number
+        self._snapshot = _Snapshot(phase, number, now - self._phase_start, total, fig.frames if fig else 0,
+                                   fig.late_ticks if fig else 0, loop_hz, self._cpu_percent(), cameras, nonfinite)
 
     def encode_progress(self, p: EncodeProgress) -> None:
         """Frames encoded after an episode ended: a streaming encoder's backlog, or saved PNG episodes."""
@@ -279,17 +292,18 @@ class RecordingStatus:
             f"loop {s.loop_hz:5.1f} / {self.fps} Hz   ", (f"late ticks {s.late_ticks}", late_style),
             f"   frames {s.frames}   CPU {s.cpu_pct:.0f} %   -> {self.root}")
         cams = Table(box=None, padding=(0, 2), show_edge=False)
-        cams.add_column("camera")
-        cams.add_column("queue", justify="right")
-        cams.add_column("dropped", justify="right")
-        for name, depth, dropped in s.cameras:
+        for column in ("camera", "queue", "dropped", "stale"):
+            cams.add_column(column, justify="left" if column == "camera" else "right")
+        for name, depth, dropped, stale in s.cameras:
             cams.add_row(name.removeprefix(IMAGE_PREFIX), f"{depth}/{self.queue_maxsize}",
-                         Text(str(dropped), "yellow" if dropped else ""))
+                         Text(str(dropped), "yellow" if dropped else ""), Text(str(stale), "yellow" if stale else ""))
         parts: list[Any] = [head, rate, cams]
-        dropping = [name.removeprefix(IMAGE_PREFIX) for name, _, dropped in s.cameras if dropped]
+        if self.hint:
+            parts.append(Text(self.hint, "dim"))
+        dropping = [name.removeprefix(IMAGE_PREFIX) for name, _, dropped, _ in s.cameras if dropped]
         if s.late_ticks:
-            parts.append(Text(f"! loop running late: {s.late_ticks} tick(s) skipped this episode; the machine "
-                              f"cannot keep {self.fps} fps with this load", "bold yellow"))
+            parts.append(Text(f"! loop running late: {s.late_ticks} tick(s) skipped this episode; the devices or the "
+                              f"machine cannot keep {self.fps} fps with this load", "bold yellow"))
         if dropping and self.streaming:
             parts.append(Text(f"! encoders falling behind, dropping frames ({', '.join(dropping)}): try "
                               "--dataset.camera_encoder.vcodec=h264, fewer --dataset.encoder_threads, or "
@@ -307,19 +321,21 @@ class RecordingStatus:
     # -- the end ----------------------------------------------------------------------------------
 
     def summary(self, rec: DatasetRecorder, stopped_by: int | None, extra: Sequence[str] = ()) -> None:
+        stale = any(f.stale.get(k) for f in self.episodes for k in f.stale)
         table = _tables.table()
-        for column in ("Episode", "Index", "Frames", "Dropped", "Late", "Save ms", "add_frame p99 ms"):
+        columns = ["Episode", "Index", "Frames", "Dropped", *(["Stale"] if stale else []), "Late", "Save ms",
+                   "add_frame p99 ms"]
+        for column in columns:
             _tables.column(table, column, right=True)
         _tables.column(table, "Status")
         for fig in self.episodes:
             figures = fig.to_json()
-            drops = sum(figures["dropped"].values())
-            status = "partial" if fig.partial else "saved" if fig.report else "discarded"
             save = "-" if fig.report is None else f"{fig.report.save_s * 1e3:.0f}"
             index = "-" if fig.report is None else str(fig.report.episode_index)
             p99 = "-" if figures["add_frame_p99_ms"] is None else f"{figures['add_frame_p99_ms']:.2f}"
-            table.add_row(f"{fig.number}/{self.num_episodes}", index, str(fig.frames), str(drops),
-                          str(fig.late_ticks), save, p99, status)
+            cells = [f"{fig.number}/{self.num_episodes}", index, str(fig.frames), str(sum(figures["dropped"].values())),
+                     *([str(sum(fig.stale.values()))] if stale else []), str(fig.late_ticks), save, p99, fig.status]
+            table.add_row(*cells)
         self.console.print(table)
         saved = [f for f in self.episodes if f.report]
         frames = sum(f.frames for f in saved)
@@ -333,7 +349,7 @@ class RecordingStatus:
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The `--report-json` document."""
         return {"dataset": str(rec.root), "fps": self.fps, "episode_time_s": self.episode_time_s,
-                "cameras": list(cameras),
+                "cameras": list(cameras), "num_episodes": rec.num_episodes,
                 "stopped_by": None if stopped_by is None else signal.Signals(stopped_by).name,
                 "episodes": [f.to_json() for f in self.episodes], **(extra or {})}
 

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from streamrec import StreamrecError
+from streamrec.dataset._reader import DatasetReader
 
 log = logging.getLogger("streamrec.lerobot")
 
@@ -74,7 +75,7 @@ def _first_line(e: BaseException) -> str:
 
 def dataset_card(root: Path, repo_id: str, tags: list | None, license: str | None, extra: dict[str, Any]) -> str:
     """A README.md for the Hub: YAML header (license, tags, where the data files are), then the info."""
-    info = json.loads((root / "meta" / "info.json").read_text())
+    info = DatasetReader(root).info or {}
     header: dict[str, Any] = {
         "license": license,
         "task_categories": ["robotics"],

@@ -23,30 +23,21 @@ flags; 130 SIGINT, 143 SIGTERM.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import shutil
 import signal
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psutil
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
-
 from streamrec import ConfigError, EncoderRestarted, StreamrecError
-from streamrec.record import EpisodeReport
+from streamrec.cli._live_display import LiveDisplay, display_target
+from streamrec.cli._loop import StopRequest, run_ticks
+from streamrec.cli._paths import PathProblem, check_dataset_root, check_writable_file
+from streamrec.cli._status import EpisodeFigures, RecordingStatus, write_report
 
 from ._config import LeRobotRecordConfig
 from ._features import aggregate_pipeline_dataset_features, create_initial_features
@@ -177,53 +168,6 @@ def register_builtin_devices() -> None:
             log.debug("LeRobot device module %s not imported: %s", module, e)
 
 
-@dataclass(slots=True)
-class EpisodeFigures:
-    """Counters of one episode attempt, kept by the loop."""
-
-    index: int
-    """The episode index it is saved under (a re-recorded attempt shares its index with the next)."""
-    ticks: int
-    rows: int = 0
-    skipped_ticks: int = 0
-    """Ticks whose slot passed while the loop was busy (no observation, no row)."""
-    skipped_at: list[tuple[int, int]] = field(default_factory=list)
-    """(first tick skipped, how many in a row), for each time the loop fell behind."""
-    stale: dict[str, int] = field(default_factory=dict)
-    """Per camera: rows whose image repeats the previous observation's or is older than one period."""
-    add_frame_s: list[float] = field(default_factory=list)
-    report: EpisodeReport | None = None
-    status: str = "recording"
-    """saved, re-recorded, discarded (stopped), lost (an encoder was replaced) or empty."""
-
-    def to_json(self) -> dict[str, Any]:
-        p50, p99 = (None, None) if not self.add_frame_s else (
-            float(v) for v in np.percentile(np.asarray(self.add_frame_s) * 1e3, [50, 99]))
-        cameras = self.report.cameras if self.report else {}
-        return {"episode_index": self.index, "status": self.status, "rows": self.rows, "ticks": self.ticks,
-                "skipped_ticks": self.skipped_ticks, "skipped_at": [list(x) for x in self.skipped_at],
-                "stale_frames": dict(self.stale),
-                "dropped": {name: c.dropped for name, c in cameras.items()},
-                "adaptations": {name: [a.to_dict() for a in c.adaptations] for name, c in cameras.items()
-                                if c.adaptations},
-                "save_s": None if self.report is None else round(self.report.save_s, 4),
-                "add_frame_p50_ms": None if p50 is None else round(p50, 3),
-                "add_frame_p99_ms": None if p99 is None else round(p99, 3)}
-
-
-class _StopRequest:
-    """Signal handler: remembers the first signal (an attribute only: nothing that takes a lock)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
-            self.signum = signum
-        else:
-            os.write(2, b"\nstreamrec lerobot-record: already stopping; finalizing the dataset, please wait\n")
-
-
 class Recording:
     """One run of `streamrec lerobot-record`.
 
@@ -236,32 +180,24 @@ class Recording:
     def __init__(self, config: LeRobotRecordConfig, *, teleop_action_processor: Any = None,
                  robot_action_processor: Any = None, robot_observation_processor: Any = None) -> None:
         self.config = config
-        self.ds_cfg = config.dataset
+        self.ds_cfg = ds = config.dataset
         self.processors = (teleop_action_processor, robot_action_processor, robot_observation_processor)
-        self.console = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.live = self.console.is_terminal
-        self.stop = _StopRequest()
+        self.status = RecordingStatus(
+            command="streamrec lerobot-record", num_episodes=ds.num_episodes, fps=ds.fps,
+            episode_time_s=ds.episode_time_s, reset_time_s=ds.reset_time_s, queue_maxsize=ds.encoder_queue_maxsize,
+            streaming=ds.streaming_encoding, root=ds.root or "", batch_size=ds.video_encoding_batch_size,
+            play_sounds=config.play_sounds, hint="keys: n (right arrow) next, r (left arrow) re-record, q (Esc) stop")
+        self.stop = StopRequest("streamrec lerobot-record")
         self.robot: Any = None
         self.teleop: Any = None
         self.dataset: LeRobotDataset | None = None
         self.events: dict[str, bool] = {"exit_early": False, "rerecord_episode": False, "stop_recording": False}
         self.listener: Any = None
-        self.episodes: list[EpisodeFigures] = []
         self.cameras: dict[str, str] = {}
         """Observation key -> dataset feature key, for each camera."""
-        self.display: Any = None
-        self._rrd_path: Path | None = None
-        self._display_ticks = 0
+        self.display: LiveDisplay | None = None
         self._previous: dict[str, Any] = {}
-        self._tick_times: deque[float] = deque(maxlen=max(2, self.ds_cfg.fps))
-        self._phase = "starting"
-        self._phase_start = self._status_at = 0.0
-        self._phase_total = 0.0
         self._fig: EpisodeFigures | None = None
-        self._snapshot: tuple = ()
-        self._process = psutil.Process()
-        self._children: dict[int, psutil.Process] = {}
         self.pushed: bool | None = None
         self.push_error: str | None = None
 
@@ -276,10 +212,15 @@ class Recording:
                 signal.signal(s, handler)
 
     def _fail(self, message: str, code: int) -> int:
-        self.err.print(Text(f"streamrec lerobot-record: {message}", "bold red"))
+        self.status.fail(message)
         return code
 
     def _run(self) -> int:
+        if self.config.report_json:
+            try:
+                check_writable_file(Path(self.config.report_json), "--report-json")
+            except PathProblem as e:
+                return self._fail(str(e), 1)
         try:
             self._open()
         except ConfigError as e:
@@ -314,9 +255,13 @@ class Recording:
             self._close_devices()
         if finalized and self.ds_cfg.push_to_hub:
             code = self._push(code)
-        self._summary()
+        display = self.display
+        self.status.summary(ds.recorder, self.stop.signum, display.lines() if display else ())
         if self.config.report_json:
-            self._write_report(Path(self.config.report_json))
+            extra = {"repo_id": ds.repo_id, "pushed": self.pushed, "push_error": self.push_error,
+                     **(display.report() if display else {})}
+            write_report(Path(self.config.report_json),
+                         self.status.report(ds.recorder, self.stop.signum, list(self.cameras.values()), extra))
         if code == 0 and self.stop.signum is not None:
             code = _EXIT_ON_SIGNAL[self.stop.signum]
         return code
@@ -351,10 +296,13 @@ class Recording:
                       encoder_threads=ds_cfg.encoder_threads, streaming_encoding=ds_cfg.streaming_encoding,
                       encoder_queue_maxsize=ds_cfg.encoder_queue_maxsize,
                       queue_full_policy=ds_cfg.queue_full_policy, adapt_on_overload=ds_cfg.adapt_on_overload)
+        root = Path(ds_cfg.root) if ds_cfg.root else (default_root(ds_cfg.repo_id) if cfg.resume else None)
+        if root is not None:
+            try:
+                check_dataset_root(root, resume=cfg.resume)
+            except PathProblem as e:
+                raise ConfigError(str(e)) from None
         if cfg.resume:
-            root = Path(ds_cfg.root) if ds_cfg.root else default_root(ds_cfg.repo_id)
-            if (root / ".streamrec").exists():
-                raise ConfigError(f"{root} holds an interrupted recording; run `streamrec repair {root}` first")
             self.dataset = LeRobotDataset.resume(ds_cfg.repo_id, root=root, **common)
             from ._features import sanity_check_dataset_robot_compatibility
 
@@ -368,16 +316,14 @@ class Recording:
             if repo_id.split("/", 1)[-1].startswith("eval_"):
                 raise ConfigError(f"--dataset.repo_id={repo_id}: names starting with 'eval_' are reserved for "
                                   "policy evaluation (lerobot-rollout)")
-            root = Path(ds_cfg.root) if ds_cfg.root else None
             if repo_id and not ds_cfg.no_stamp:  # as lerobot-record: each session gets its own name
                 repo_id = f"{repo_id}_{datetime.now().strftime('%Y%m%d_%H%M%S')}"
-            if root is not None and (root / ".streamrec").exists():
-                raise ConfigError(f"{root} holds an interrupted recording; run `streamrec repair {root}` to keep its "
-                                  "saved episodes, or record into a new folder")
             self.dataset = LeRobotDataset.create(repo_id, ds_cfg.fps, features, root=root,
                                                  robot_type=self.robot.name, **common)
+        self.status.root = str(self.dataset.root)
         if cfg.display_data:
-            self._open_display(features, self.dataset.root)
+            values = {k: f for k, f in features.items() if not k.startswith(IMAGES) and f["dtype"] == "float32"}
+            self.display = LiveDisplay(display_target(Path(self.dataset.root)), values, self.status.say)
         # The teleoperator first, so that the robot is not left idle while it connects (as lerobot-record).
         self.teleop.connect()
         self.robot.connect()
@@ -398,6 +344,10 @@ class Recording:
         if not self.config.resume and ds.num_episodes == 0:
             shutil.rmtree(ds.root, ignore_errors=True)
 
+    def _close_display(self) -> None:
+        if self.display is not None:
+            self.display.close()
+
     def _close_devices(self) -> None:
         for device in (self.robot, self.teleop):
             if device is not None and getattr(device, "is_connected", False):
@@ -414,20 +364,20 @@ class Recording:
         ds = self.dataset
         assert ds is not None
         if self.stop.signum is not None:
-            self._say(f"stopped by {signal.Signals(self.stop.signum).name}: not pushed to the Hub; push later with "
-                      f"`hf upload-large-folder {ds.repo_id} {ds.root} --repo-type=dataset`")
+            self.status.say(f"stopped by {signal.Signals(self.stop.signum).name}: not pushed to the Hub; push later "
+                            f"with `hf upload-large-folder {ds.repo_id} {ds.root} --repo-type=dataset`")
             return code
         if ds.num_episodes == 0:
             log.warning("no episodes saved: nothing to push to the Hub")
             return code
-        self._say(f"pushing {ds.root} to the Hub as {ds.repo_id} ...")
+        self.status.say(f"pushing {ds.root} to the Hub as {ds.repo_id} ...")
         try:
             ds.push_to_hub(tags=self.ds_cfg.tags, private=self.ds_cfg.private)
         except PushError as e:
             self.pushed, self.push_error = False, str(e)
             return self._fail(str(e), 1)
         self.pushed = True
-        self._say(f"pushed to the Hub as dataset {ds.repo_id}")
+        self.status.say(f"pushed to the Hub as dataset {ds.repo_id}")
         return code
 
     # -- the loop -------------------------------------------------------------------------------
@@ -437,130 +387,107 @@ class Recording:
         assert ds is not None
         cams = ", ".join(f"{name} {ds.features[key]['shape'][1]}x{ds.features[key]['shape'][0]}"
                          for name, key in self.cameras.items())
-        self._say(f"recording {self.ds_cfg.num_episodes} episode(s) of {self.ds_cfg.episode_time_s:g} s at "
-                  f"{self.ds_cfg.fps} fps to {ds.root} (robot {self.robot.name}, teleoperator {self.teleop.name}; "
-                  f"cameras {cams or 'none'}; {', '.join(sorted(set(ds.recorder.encoders.values()))) or 'no video'})")
-        if not self.live:
+        self.status.say(f"recording {self.ds_cfg.num_episodes} episode(s) of {self.ds_cfg.episode_time_s:g} s at "
+                        f"{self.ds_cfg.fps} fps to {ds.root} (robot {self.robot.name}, teleoperator "
+                        f"{self.teleop.name}; cameras {cams or 'none'}; "
+                        f"{', '.join(sorted(set(ds.recorder.encoders.values()))) or 'no video'})")
+        with self.status.showing(ds.recorder):
             self._episodes()
-            return
-        handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
-        with Live(console=self.console, get_renderable=self._render, refresh_per_second=4, transient=True):
-            # Live takes over stderr: log lines then print above the status instead of through it.
-            old = [h.setStream(sys.stderr) for h in handlers]
-            try:
-                self._episodes()
-            finally:
-                for h, stream in zip(handlers, old):
-                    if stream is not None:
-                        h.setStream(stream)
-
-    def _say_event(self, text: str) -> None:
-        from lerobot.utils.utils import log_say
-
-        log_say(text, self.config.play_sounds)
 
     def _episodes(self) -> None:
-        ds, n, events = self.dataset, self.ds_cfg.num_episodes, self.events
+        ds, n, events, status = self.dataset, self.ds_cfg.num_episodes, self.events, self.status
         assert ds is not None
         recorded = 0
         ticks = max(1, round(self.ds_cfg.episode_time_s * self.ds_cfg.fps))
+        reset_ticks = round(self.ds_cfg.reset_time_s * self.ds_cfg.fps)
         while recorded < n and not events["stop_recording"] and self.stop.signum is None:
-            self._say_event(f"Recording episode {ds.num_episodes}")
-            fig = EpisodeFigures(index=ds.num_episodes, ticks=ticks, stale={name: 0 for name in self.cameras})
-            self.episodes.append(fig)
+            status.announce(f"Recording episode {ds.num_episodes}")
+            fig = self._fig = EpisodeFigures(number=recorded + 1, ticks=ticks)
+            status.episodes.append(fig)
             try:
-                self._run_phase("recording", self.ds_cfg.episode_time_s, fig)
+                run_ticks(ticks, self.ds_cfg.fps, self.stop, self._record_tick, status, "recording", fig,
+                          should_end=self._exit_early)
                 if self.stop.signum is not None:
                     fig.status = "discarded"
                     return
                 if not events["stop_recording"] and (recorded < n - 1 or events["rerecord_episode"]):
-                    self._say_event("Reset the environment")
-                    self._run_phase("reset", self.ds_cfg.reset_time_s, None)
+                    status.announce("Reset the environment")
+                    run_ticks(reset_ticks, self.ds_cfg.fps, self.stop, self._teleop_tick, status, "reset",
+                              should_end=self._exit_early)
                     if self.stop.signum is not None:
                         fig.status = "discarded"
                         return
                 if events["rerecord_episode"]:
-                    self._say_event("Re-record episode")
+                    status.announce("Re-record episode")
                     events["rerecord_episode"] = events["exit_early"] = False
                     ds.clear_episode_buffer()
                     fig.status = "re-recorded"
-                    self._say(f"episode {fig.index}: {fig.rows} rows discarded, recording it again")
+                    status.say(f"episode {fig.number}/{n}: {fig.frames} rows discarded, recording it again")
                     continue
-                if fig.rows == 0:
+                if fig.frames == 0:
                     fig.status = "empty"
                     continue
-                self._phase = "saving"
-                fig.report = ds.save_episode()
+                status.update("saving", fig, force=True)
+                fig.report = ds.save_episode(progress=status.encode_progress)
                 fig.status = "saved"
                 recorded += 1
-                self._say(self._episode_line(fig))
+                status.say(status.episode_line(fig))
             except EncoderRestarted as e:
                 fig.status = "lost"
-                log.warning("episode %d: %s; recording it again", fig.index, e)
+                log.warning("episode %d: %s; recording it again", fig.number, e)
 
-    def _run_phase(self, phase: str, duration_s: float, fig: EpisodeFigures | None) -> None:
-        """Run the teleoperation loop for duration_s; record a row per tick when `fig` is given."""
+    def _exit_early(self) -> bool:
+        """LeRobot's "next" key, consumed once seen."""
+        if self.events["exit_early"]:
+            self.events["exit_early"] = False
+            return True
+        return False
+
+    def _teleop_tick(self) -> tuple[Any, Any, list[str]]:
+        """One tick of teleoperation: observation, pipelines, action sent (lerobot-record's steps); returns the
+        processed observation and action, and the cameras whose image is stale (judged every tick, so that a
+        reset's last image is what the next episode's first is compared with)."""
+        robot, teleop = self.robot, self.teleop
+        teleop_p, robot_p, obs_p = self.processors
+        obs = robot.get_observation()
+        observed_at = time.perf_counter()
+        obs_processed = obs_p(obs)
+        action = teleop.get_action()
+        if robot.name == "unitree_g1":  # as lerobot-record: this teleoperator follows the robot's state
+            teleop.send_feedback(obs)
+        action_processed = teleop_p((action, obs))
+        robot.send_action(robot_p((action_processed, obs)))
+        return obs_processed, action_processed, self._stale_cameras(obs, observed_at, 1.0 / self.ds_cfg.fps)
+
+    def _record_tick(self) -> None:
+        """A teleoperation tick whose observation and action become one row."""
         from lerobot.utils.constants import ACTION, OBS_STR
         from lerobot.utils.feature_utils import build_dataset_frame
 
-        ds = self.dataset
-        assert ds is not None
-        robot, teleop, events = self.robot, self.teleop, self.events
-        teleop_p, robot_p, obs_p = self.processors
-        features, task, fps = ds.features, self.ds_cfg.single_task, self.ds_cfg.fps
-        period = 1.0 / fps
-        ticks = max(1, round(duration_s * fps)) if duration_s > 0 else 0
-        camera_objects = getattr(robot, "cameras", {}) or {}
-        self._phase, self._fig, self._phase_total = phase, fig, duration_s
-        self._tick_times.clear()
-        start = self._phase_start = time.monotonic()
-        self._update_status(force=True)
-        tick = 0
-        while tick < ticks and self.stop.signum is None:
-            if events["exit_early"]:
-                events["exit_early"] = False
-                break
-            due = start + tick * period
-            now = time.monotonic()
-            if now < due:
-                time.sleep(due - now)
-                continue  # check the events and the signal again before the tick
-            if now - due > period / 2:
-                # The slot has passed: go to the nearest tick rather than burst rows to catch up.
-                missed = min(int((now - due) / period + 0.5), ticks - tick)
-                if fig is not None:
-                    fig.skipped_ticks += missed
-                    fig.skipped_at.append((tick, missed))
-                tick += missed
-                continue
-            obs = robot.get_observation()
-            observed_at = time.perf_counter()
-            obs_processed = obs_p(obs)
-            action = teleop.get_action()
-            if robot.name == "unitree_g1":  # as lerobot-record: this teleoperator follows the robot's state
-                teleop.send_feedback(obs)
-            action_processed = teleop_p((action, obs))
-            robot.send_action(robot_p((action_processed, obs)))
-            stale = self._stale_cameras(obs, camera_objects, observed_at, period)
-            if fig is not None:
-                frame = {**build_dataset_frame(features, obs_processed, prefix=OBS_STR),
-                         **build_dataset_frame(features, action_processed, prefix=ACTION), "task": task}
-                t0 = time.perf_counter()
-                ds.add_frame(frame)
-                fig.add_frame_s.append(time.perf_counter() - t0)
-                fig.rows += 1
-                for name in stale:
-                    fig.stale[name] += 1
-                if self.display is not None:
-                    self._offer_display(frame, fig)
-            tick += 1
-            self._tick_times.append(time.monotonic())
-            self._update_status()
+        ds, fig = self.dataset, self._fig
+        obs_processed, action_processed, stale = self._teleop_tick()
+        features = ds.features
+        row = {**build_dataset_frame(features, obs_processed, prefix=OBS_STR),
+               **build_dataset_frame(features, action_processed, prefix=ACTION), "task": self.ds_cfg.single_task}
+        t0 = time.perf_counter()
+        ds.add_frame(row)
+        fig.add_frame_s.append(time.perf_counter() - t0)
+        fig.frames += 1
+        for key in stale:
+            fig.stale[key] = fig.stale.get(key, 0) + 1
+        display = self.display
+        if display is not None and display.running:
+            t0 = time.perf_counter()
+            display.offer(row, episode_index=ds.num_episodes, frame_index=fig.frames - 1, capture_time_s=time.time(),
+                          cameras=list(self.cameras.values()))
+            fig.display_offer_s.append(time.perf_counter() - t0)
 
-    def _stale_cameras(self, obs: dict, camera_objects: dict, observed_at: float, period: float) -> list[str]:
-        """Cameras whose image in `obs` is the previous observation's, or was captured over a period ago."""
+    def _stale_cameras(self, obs: dict, observed_at: float, period: float) -> list[str]:
+        """Cameras (video keys) whose image in `obs` is the previous observation's, or was captured over a
+        period ago."""
+        camera_objects = getattr(self.robot, "cameras", {}) or {}
         stale = []
-        for name in self.cameras:
+        for name, key in self.cameras.items():
             image = obs.get(name)
             if image is None:  # a pipeline renamed the camera: its raw image cannot be told apart here
                 continue
@@ -572,156 +499,9 @@ class Recording:
                 if stamp is not None and getattr(cam, "latest_frame", None) is image:
                     old = observed_at - stamp > period
             if old:
-                stale.append(name)
+                stale.append(key)
             self._previous[name] = image
         return stale
-
-    # -- live display (streamrec's Rerun display worker) ---------------------------------------
-
-    def _open_display(self, features: dict, root: Path) -> None:
-        # An internal of streamrec's record command; the display is the same.
-        from streamrec.capture._display import DisplayWorker, RerunSink, has_screen, import_rerun, rrd_path_for
-
-        import_rerun()
-        if not has_screen():
-            self._rrd_path = rrd_path_for(root)
-            if self._rrd_path.exists():
-                raise ConfigError(f"--display_data=true: there is no screen here, so the display is saved to "
-                                  f"{self._rrd_path}, which exists already; move it away")
-        names = {key: spec.get("names") for key, spec in features.items()
-                 if not key.startswith(IMAGES) and spec["dtype"] == "float32"}
-        self._display_values = list(names)
-        self.display = DisplayWorker(RerunSink(rrd_path=self._rrd_path, value_names=names))
-        self.display.start()
-        self._say(f"live display: {'saving to ' + str(self._rrd_path) if self._rrd_path else 'in the Rerun viewer'}")
-
-    def _offer_display(self, frame: dict, fig: EpisodeFigures) -> None:
-        from streamrec.capture._display import DisplayError
-
-        try:
-            self.display.offer(index=self._display_ticks, episode_index=fig.index, frame_index=fig.rows - 1,
-                               capture_time_s=time.time(), images={k: frame[k] for k in self.cameras.values()},
-                               values={k: frame[k] for k in self._display_values if k in frame})
-        except DisplayError as e:
-            log.warning("%s; recording goes on without the live display", e)
-            self._close_display()
-            return
-        self._display_ticks += 1
-
-    def _close_display(self) -> None:
-        if self.display is None:
-            return
-        self.display.stop()
-        self.display.join(10.0)
-        self.display = None
-
-    # -- status ---------------------------------------------------------------------------------
-
-    def _say(self, line: str) -> None:
-        if self.live:
-            self.console.print(line)
-        else:
-            print(line, flush=True)
-
-    def _episode_line(self, fig: EpisodeFigures) -> str:
-        r = fig.report
-        assert r is not None
-        drops = ", ".join(f"{name.removeprefix(IMAGES)} {c.dropped}" for name, c in r.cameras.items()) or "-"
-        stale = ", ".join(f"{name} {n}" for name, n in fig.stale.items()) or "-"
-        return (f"episode {fig.index}: {fig.rows}/{fig.ticks} rows, skipped ticks {fig.skipped_ticks}, dropped "
-                f"{drops}, stale frames {stale}, saved in {r.save_s * 1e3:.0f} ms")
-
-    def _update_status(self, force: bool = False) -> None:
-        """Copy the counters for the live display, at most every STATUS_PERIOD_S."""
-        if not self.live:
-            return
-        now = time.monotonic()
-        if not force and now - self._status_at < STATUS_PERIOD_S:
-            return
-        self._status_at = now
-        times = self._tick_times
-        hz = (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0
-        ds = self.dataset
-        cams = tuple((c.camera, c.queue_depth, c.dropped) for c in ds.recorder.camera_status()) if ds else ()
-        fig = self._fig
-        self._snapshot = (self._phase, fig.index if fig else (ds.num_episodes if ds else 0), now - self._phase_start,
-                          self._phase_total, fig.rows if fig else 0, fig.skipped_ticks if fig else 0,
-                          dict(fig.stale) if fig else {}, hz, self._cpu_percent(), cams)
-
-    def _cpu_percent(self) -> float:
-        """This process and its children (the encoder processes), in % of one core, since the last call."""
-        total = self._process.cpu_percent(None)
-        with contextlib.suppress(psutil.Error):
-            children = {p.pid: p for p in self._process.children(recursive=True)}
-            self._children = {pid: self._children.get(pid, p) for pid, p in children.items()}
-        for child in self._children.values():
-            with contextlib.suppress(psutil.Error):
-                total += child.cpu_percent(None)
-        return total
-
-    def _render(self) -> Group:
-        if not self._snapshot:
-            return Group(Text("starting ..."))
-        phase, episode, elapsed, total, rows, skipped, stale, hz, cpu, cams = self._snapshot
-        label = {"recording": f"Episode {episode}", "reset": "Reset", "saving": f"Saving episode {episode}"}.get(
-            phase, phase)
-        head = Table.grid(padding=(0, 2))
-        head.add_row(Text(label, "bold"), ProgressBar(total=max(total, 1e-9), completed=min(elapsed, total), width=40),
-                     Text(f"{max(0.0, total - elapsed):4.1f} s left"))
-        rate = Text.assemble(f"loop {hz:5.1f} / {self.ds_cfg.fps} Hz   ",
-                             (f"skipped ticks {skipped}", "yellow" if skipped else "green"),
-                             f"   rows {rows}   CPU {cpu:.0f} %   keys: n next, r re-record, q stop")
-        table = Table(box=None, padding=(0, 2), show_edge=False)
-        for column in ("camera", "queue", "dropped", "stale"):
-            table.add_column(column, justify="left" if column == "camera" else "right")
-        for name, depth, dropped in cams:
-            short = name.removeprefix(IMAGES)
-            table.add_row(short, f"{depth}/{self.ds_cfg.encoder_queue_maxsize}",
-                          Text(str(dropped), "yellow" if dropped else ""), str(stale.get(short, 0)))
-        parts: list[Any] = [head, rate, table]
-        if skipped:
-            parts.append(Text(f"! loop running late: {skipped} tick(s) skipped this episode (the robot, the "
-                              f"teleoperator or the machine cannot keep {self.ds_cfg.fps} fps)", "bold yellow"))
-        if any(d for _, _, d in cams):
-            parts.append(Text("! encoders falling behind, dropping frames: try --dataset.rgb_encoder.vcodec=h264 or "
-                              "fewer --dataset.encoder_threads", "bold yellow"))
-        if self.stop.signum is not None:
-            parts.append(Text("stopping: finalizing the dataset", "bold"))
-        return Group(*parts)
-
-    def _summary(self) -> None:
-        ds = self.dataset
-        if ds is None:
-            return
-        table = Table(title=f"streamrec lerobot-record {ds.root}", title_justify="left")
-        for column in ("Episode", "Rows", "Skipped ticks", "Dropped", "Stale", "Save ms", "add_frame p99 ms"):
-            table.add_column(column, justify="right")
-        table.add_column("Status")
-        for fig in self.episodes:
-            f = fig.to_json()
-            table.add_row(str(fig.index), f"{fig.rows}/{fig.ticks}", str(fig.skipped_ticks),
-                          str(sum(f["dropped"].values())), str(sum(fig.stale.values())),
-                          "-" if f["save_s"] is None else f"{f['save_s'] * 1e3:.0f}",
-                          "-" if f["add_frame_p99_ms"] is None else f"{f['add_frame_p99_ms']:.2f}", fig.status)
-        self.console.print(table)
-        rows = sum(f.rows for f in self.episodes if f.status == "saved")
-        stopped = "" if self.stop.signum is None else f" (stopped by {signal.Signals(self.stop.signum).name})"
-        self.console.print(f"Dataset: {ds.root} - {ds.num_episodes} episode(s), {rows} rows recorded in this run"
-                           f"{stopped}")
-
-    def _write_report(self, path: Path) -> None:
-        ds = self.dataset
-        report = {
-            "dataset": None if ds is None else str(ds.root), "repo_id": None if ds is None else ds.repo_id,
-            "fps": self.ds_cfg.fps, "episode_time_s": self.ds_cfg.episode_time_s,
-            "cameras": dict(self.cameras), "stopped_by": None if self.stop.signum is None
-            else signal.Signals(self.stop.signum).name,
-            "num_episodes": None if ds is None else ds.num_episodes,
-            "pushed": self.pushed, "push_error": self.push_error,
-            "episodes": [f.to_json() for f in self.episodes],
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def record(config: LeRobotRecordConfig, teleop_action_processor: Any = None, robot_action_processor: Any = None,

@@ -8,7 +8,6 @@ reported once as having no meaning here.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -18,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from streamrec import ConfigError, DatasetError, DatasetRecorder, EncoderConfig, FrameError, QueueFullPolicy
+from streamrec.dataset._reader import DatasetReader
 from streamrec.record import EpisodeReport
+from streamrec.record._reports import ProgressCallback
 
 from ._hub import push_folder
 
@@ -154,7 +155,7 @@ class Meta:
     @property
     def info(self) -> dict[str, Any]:
         """meta/info.json as on disk (totals as of the last finalize or creation)."""
-        return json.loads((Path(self.root) / "meta" / "info.json").read_text())
+        return DatasetReader(self.root).info or {}
 
     @property
     def total_tasks(self) -> int:
@@ -276,21 +277,21 @@ class LeRobotDataset:
         if not root:
             raise ConfigError("resume(): root is required (the local dataset folder to add episodes to)")
         root = Path(root)
-        info_path = root / "meta" / "info.json"
-        if not info_path.is_file():
-            raise DatasetError(f"resume(): {root} holds no dataset (no meta/info.json)")
+        info = DatasetReader(root).info
+        if info is None:
+            raise DatasetError(f"resume(): {root} holds no dataset (no readable meta/info.json)")
         if image_writer_processes or image_writer_threads:
             say_ignored("image_writer_processes/threads", f"{image_writer_processes}/{image_writer_threads}",
                         _IMAGE_WRITER_WHY)
-        info = json.loads(info_path.read_text())
         recorder_features(info["features"], depth_encoder)  # refuses what cannot be appended to
         encoder = encoder_config(rgb_encoder)
         # Default settings mean "the dataset's own" (LeRobot's RGBEncoderConfig() carries preset 12, set by
         # its __post_init__; streamrec's default leaves it None): only settings a user chose are checked.
         if encoder in (EncoderConfig(), EncoderConfig(preset=12)):
             encoder = None
+        chosen = {} if encoder is None else {"camera_encoder": encoder}
         rec = DatasetRecorder.resume(
-            root, camera_encoder=encoder,
+            root, **chosen,
             streaming_encoding=streaming_encoding, encoder_threads=encoder_threads,
             encoder_queue_maxsize=encoder_queue_maxsize, queue_full_policy=queue_full_policy,
             adapt_on_overload=adapt_on_overload, batch_encoding_size=batch_encoding_size)
@@ -316,8 +317,10 @@ class LeRobotDataset:
                 values[key] = _as_hwc_uint8(key, value, self._features[key]["shape"])
         self._rec.add_frame(values)
 
-    def save_episode(self, episode_data: dict | None = None, parallel_encoding: bool = True) -> EpisodeReport:
-        """Complete the open episode (durable once this returns); returns what was saved.
+    def save_episode(self, episode_data: dict | None = None, parallel_encoding: bool = True, *,
+                     progress: ProgressCallback | None = None) -> EpisodeReport:
+        """Complete the open episode (durable once this returns); returns what was saved. `progress`
+        (streamrec's) hears the frames encoded after the episode ended, as `DatasetRecorder.save_episode`.
 
         Raises:
             ConfigError: `episode_data` was given (frames come through add_frame only).
@@ -327,7 +330,7 @@ class LeRobotDataset:
         if episode_data is not None:
             raise ConfigError("save_episode(episode_data=...): streamrec takes an episode's frames through "
                               "add_frame() only")
-        report = self._rec.save_episode()
+        report = self._rec.save_episode(progress=progress)
         self._total_frames += report.frames
         return report
 
