@@ -178,3 +178,19 @@ def test_a_full_disk_stops_recording_with_a_clear_error_and_keeps_saved_episodes
     assert kept == saved or not streaming and kept == saved + 1 and "as PNGs" in message
     check_identity(root, [30] * kept)
     assert verify(root).healthy
+
+
+def test_a_kill_while_the_scratch_space_is_deleted_loses_nothing(tmp_path):
+    # finalize() has written every table; a crash while its scratch space is deleted must not look like
+    # an interrupted recording with half a journal (repair would rebuild the tables from what is left).
+    root = tmp_path / "ds"
+    record(root, [6, 7, 8], encoder=H264)
+    (root / ".streamrec.finished" / "episodes").mkdir(parents=True)
+    (root / ".streamrec.finished" / "episodes" / "episode-000002.json").write_text("{}")
+    report = verify(root)
+    assert report.healthy and [f.code for f in report.warnings] == ["work_leftover"]
+    fixed = repair(root)
+    assert not fixed.interrupted and fixed.removed == [".streamrec.finished/ (scratch space of a finished recording)"]
+    assert not (root / ".streamrec.finished").exists()
+    check_identity(root, [6, 7, 8])
+    assert verify(root).findings == ()

@@ -118,6 +118,10 @@ class _Checker:
             return
         if self.layout.work.exists() and not self._work_folder():
             return
+        if self.layout.finished_work.exists():
+            self.warning("work_leftover", f"{self.layout.rel(self.layout.finished_work)}/ is the scratch space of a "
+                         "finished recording whose removal was cut short; the dataset is complete. `streamrec repair "
+                         f"{self.root}` removes it", file=self.layout.rel(self.layout.finished_work))
         self.fps, self.features, self.cameras = reader.fps, reader.features, reader.cameras
         self.tasks = reader.tasks
         self.episodes = reader.episodes

@@ -99,6 +99,11 @@ class Layout:
         return self.root / WORK_DIR
 
     @property
+    def finished_work(self) -> Path:
+        """Where the work folder goes once the dataset is complete, to be deleted (see `_durable.remove_work`)."""
+        return self.root / (WORK_DIR + ".finished")
+
+    @property
     def lock(self) -> Path:
         return self.work / "lock"
 

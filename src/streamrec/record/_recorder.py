@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import DatasetError, FrameError, StreamrecError, WorkerError
+from ..dataset._durable import remove_work
 from ..dataset._features import parse_features
 from ..dataset._journal import SavedEpisode
 from ..dataset._layout import Layout
@@ -368,7 +369,7 @@ class DatasetRecorder:
             log.error("finalize(): episode(s) %s were saved but not encoded; their rows and PNGs are kept in %s",
                       [p.index for p in self._pending], self._layout.work)
         else:
-            shutil.rmtree(self._layout.work, ignore_errors=True)
+            remove_work(self._layout)
         if self._lock:
             self._lock.release()
         if errors:

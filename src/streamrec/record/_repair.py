@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import av
 
 from .._errors import DatasetError, WorkerError
+from ..dataset._durable import remove_work
 from ..dataset._journal import EpisodeJournal, SavedEpisode
 from ..dataset._layout import WORK_DIR, FileIndex, Layout
 from ..dataset._lock import WorkLock
@@ -81,12 +81,15 @@ def repair(root: str | Path, progress: ProgressCallback | None = None) -> Repair
         raise DatasetError(f"{root} has no meta/info.json: not a dataset (or its recording never started)")
     report = RepairReport(root, interrupted=layout.work.exists())
     if not report.interrupted:
+        if layout.finished_work.exists():  # the dataset was complete; deleting its scratch space was cut short
+            remove_work(layout)
+            report.removed.append(f"{layout.rel(layout.finished_work)}/ (scratch space of a finished recording)")
         return report
     lock = WorkLock(layout, "streamrec repair")
     try:
         _wait_for_orphans(root)
         _repair(root, layout, report, progress)
-        shutil.rmtree(layout.work)  # the lock file with it: its lock holds until released
+        remove_work(layout)  # the lock file with it: its lock holds until released
     finally:
         lock.release()
     report.removed.append(f"{WORK_DIR}/ (the recording's scratch space)")
