@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,6 +113,26 @@ class VideoFile:
         self._mux(records, self.frames)
         self.frames += len(records)
         self.bytes += sum(len(r[0]) for r in records)
+
+    def append_copied(self, packets: Iterable[tuple[bytes, int, int, bool]]) -> tuple[int, int]:
+        """Copy an episode's packets taken from another MP4 (merge) to the end of the file.
+
+        Each is (payload, pts, dts, key) in frames from the episode's first frame; dts is kept
+        apart from pts because another writer's stream may reorder frames (B-frames). Returns the
+        episode's first frame's index in this file and the packets copied.
+        """
+        start, count = self.frames, 0
+        for payload, pts, dts, key in packets:
+            packet = av.Packet(payload)
+            packet.pts, packet.dts = start + pts, start + dts
+            packet.time_base = self._time_base
+            packet.is_keyframe = key
+            packet.stream = self._stream
+            self._container.mux(packet)
+            count += 1
+            self.bytes += len(payload)
+        self.frames += count
+        return start, count
 
     def _mux(self, records: Any, start: int) -> None:
         for payload, pts, key in records:
