@@ -8,7 +8,7 @@ import logging
 import sys
 
 # Each module defines add_parser(subparsers) and sets `run` (args -> exit code) as a default.
-_SUBCOMMANDS = ("_record", "_verify", "_info", "_repair", "_probe", "_bench")
+_SUBCOMMANDS = ("_record", "_verify", "_info", "_repair", "_probe", "_bench", "_merge", "_transcode")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -318,6 +318,7 @@ def _write_tables(reader: DatasetReader, layout: Layout, placed: Mapping[tuple[s
         target = layout.root / src.rel(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
+    layout.meta.mkdir(parents=True, exist_ok=True)
     for name in ("tasks", "stats"):
         path = getattr(src, name)
         if path.exists():
