@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamrec import DatasetRecorder, EncoderConfig
-
 from helpers.frames import LEROBOT_V3, decode, episodes, id_frame, read_id
+from streamrec import DatasetRecorder, EncoderConfig
 
 FPS = 30
 CAM = "observation.images.top"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -64,12 +65,8 @@ def _timed(fn: Callable[[Any], Any], job: Any) -> tuple[Any, str, float]:
     t0 = time.perf_counter()
     result = fn(job)
     seconds = time.perf_counter() - t0
-    try:
-        import ray  # only imported here when this runs in a Ray worker, where it already is
-
-        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
-    except ImportError:
-        node = "local"
+    ray = sys.modules.get("ray")  # in a Ray worker it is imported; in process it must stay unimported
+    node = ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else "local"
     return result, node, seconds
 
 
