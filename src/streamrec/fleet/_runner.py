@@ -116,7 +116,9 @@ class RayRunner(Runner):
         import ray
 
         self._ray = ray
-        self._remote = ray.remote(num_cpus=1, max_retries=0)(_timed)
+        # SPREAD: Ray otherwise queues short tasks on a worker it already leased, so a fast batch can run on
+        # one node while the others idle; these tasks are CPU-bound and read their inputs by path.
+        self._remote = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(_timed)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = workers or max(1, cpus)
         self.name = f"ray ({len(ray.nodes())} node(s), {cpus} CPU(s), {self.workers} task(s) at once)"
