@@ -32,13 +32,24 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[object]:
         return
     columns = (TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[units]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bars:
-        ids: dict[str, int] = {}
+    bars = Progress(*columns, console=console, transient=False)
+    ids: dict[str, int] = {}
 
-        def update(p: TaskProgress) -> None:
-            if p.stage not in ids:
-                ids[p.stage] = bars.add_task(p.stage, total=p.total, units="")
-            units = f"{p.units_done:,.0f}/{p.units_total:,.0f} {p.unit}" if p.unit else ""
-            bars.update(ids[p.stage], completed=p.done, total=p.total, units=units)
+    def update(p: TaskProgress) -> None:
+        if not ids:
+            bars.start()  # at the first task: an operation refused before any work prints no bar
+        if p.stage not in ids:
+            ids[p.stage] = bars.add_task(p.stage, total=p.total, units="")
+        units = f"{p.units_done:,.0f}/{p.units_total:,.0f} {p.unit}" if p.unit else ""
+        bars.update(ids[p.stage], completed=p.done, total=p.total, units=units)
 
+    try:
         yield update
+    finally:
+        if ids:
+            bars.stop()
+
+
+def message(error: Exception, command: str) -> str:
+    """The error for the command line: `streamrec merge: <what>` (without the library's own `merge: `)."""
+    return f"streamrec {command}: {str(error).removeprefix(command + ': ')}"

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from streamrec import ConfigError, DatasetError, merge
 
-from ._fleet import add_ray_flags, progress_bars
+from ._fleet import add_ray_flags, message, progress_bars
 
 _MB = 2**20
 
@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
             report = merge(args.sources, args.output, rename=args.rename, ray=args.ray, workers=args.workers,
                            progress=progress)
     except ConfigError as e:
-        print(f"streamrec merge: {e}", file=sys.stderr)
+        print(message(e, "merge"), file=sys.stderr)
         return 2
     except DatasetError as e:
-        print(f"streamrec merge: {e}", file=sys.stderr)
+        print(message(e, "merge"), file=sys.stderr)
         return 1
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)

@@ -17,7 +17,7 @@ from streamrec import ConfigError, DatasetError, transcode
 from streamrec.encode._codecs import VCODEC_CHOICES
 from streamrec.fleet._transcode import parse_encoder
 
-from ._fleet import add_ray_flags, progress_bars
+from ._fleet import add_ray_flags, message, progress_bars
 
 _MB = 2**20
 
@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
             report = transcode(args.source, args.output, encoder, encoder_threads=args.encoder_threads,
                                ray=args.ray, workers=args.workers, progress=progress)
     except ConfigError as e:
-        print(f"streamrec transcode: {e}", file=sys.stderr)
+        print(message(e, "transcode"), file=sys.stderr)
         return 2
     except DatasetError as e:
-        print(f"streamrec transcode: {e}", file=sys.stderr)
+        print(message(e, "transcode"), file=sys.stderr)
         return 1
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)

@@ -299,7 +299,7 @@ def check_compatible(sources: Sequence[_Source]) -> None:
         if mine != theirs:
             extra, missing = sorted(mine - theirs), sorted(theirs - mine)
             hint = " (the same camera under two names? pass --rename OLD=NEW)" if extra and missing else ""
-            raise DatasetError(f"merge: {src.root} has feature(s) {extra} that {first.root} lacks and lacks "
+            raise DatasetError(f"merge: {src.root} has feature(s) {extra} that {first.root} lacks, and lacks "
                                f"{missing}{hint}" if extra and missing else
                                f"merge: {src.root} " + (f"has feature(s) {extra} that {first.root} lacks" if extra
                                                         else f"lacks feature(s) {missing} that {first.root} has"))
