@@ -45,7 +45,7 @@ from ..dataset._stats import STAT_NAMES, Stats, aggregate, numeric_stats
 from ..dataset._tables import conform, data_schema, stats_to_json, write_tasks_file
 from ._output import StagedOutput
 from ._runner import Progress, TaskLog, runner
-from ._streams import TO_ANNEX_B, StreamParams, first_slot, slot, stream_params
+from ._streams import TO_ANNEX_B, Grid, StreamParams, first_slot, stream_params
 
 _MB = 2**20
 RENUMBERED = ("episode_index", "index", "task_index")
@@ -128,6 +128,7 @@ def _copy_from(file: VideoFile, source: str, segments: list[_Segment], job: _Vid
     with av.open(source) as container:
         stream = container.streams.video[0]
         bsf = av.BitStreamFilterContext(TO_ANNEX_B[job.codec], stream) if job.codec in TO_ANNEX_B else None
+        grid = Grid(stream.time_base, job.fps, source)
         current, packets = 0, []
 
         def flush() -> None:
@@ -143,7 +144,7 @@ def _copy_from(file: VideoFile, source: str, segments: list[_Segment], job: _Vid
                 continue  # the demuxer's end-of-stream marker
             if packet.pts is None:
                 raise DatasetError(f"{source}: a packet has no pts; its frames cannot be placed")
-            k = slot(packet.pts, stream.time_base, job.fps, source)
+            k = grid.slot(packet.pts)
             i = bisect_right(starts, k) - 1
             if i < 0 or k >= starts[i] + segments[i].length:
                 continue  # a frame no episode refers to
@@ -153,7 +154,7 @@ def _copy_from(file: VideoFile, source: str, segments: list[_Segment], job: _Vid
                 flush()
                 current, packets = current + 1, []
             base = segments[i].first
-            dts = k if packet.dts is None else slot(packet.dts, stream.time_base, job.fps, source)
+            dts = k if packet.dts is None else grid.slot(packet.dts)
             key = packet.is_keyframe
             for payload in (bsf.filter(packet) if bsf else [packet]):
                 packets.append((bytes(payload), k - base, dts - base, key))

@@ -60,14 +60,25 @@ def stream_params(path: Path) -> StreamParams:
         raise DatasetError(f"{path} cannot be opened as a video: {e}") from e
 
 
-def slot(pts: int, time_base: Fraction, fps: int, path: Path | str) -> int:
-    """The frame slot of a pts; raises DatasetError when it is off the 1/fps grid (the loader would fail too)."""
-    exact = Fraction(pts) * time_base * fps
-    k = round(exact)
-    if abs(exact - k) > Fraction(TOLERANCE_S) * fps:
-        raise DatasetError(f"{path}: a frame at pts {pts} ({float(Fraction(pts) * time_base):.6f} s) is off the "
-                           f"1/{fps} s grid; run `streamrec verify` on the dataset")
-    return k
+class Grid:
+    """Frame slots of a stream's pts: integer arithmetic, once per packet of every copied file."""
+
+    def __init__(self, time_base: Fraction, fps: int, path: Path | str) -> None:
+        self._num = time_base.numerator * fps
+        self._den = time_base.denominator
+        self._slack = TOLERANCE_S * fps * self._den
+        self._time_base = time_base
+        self._fps = fps
+        self._path = path
+
+    def slot(self, pts: int) -> int:
+        """The frame slot of a pts; raises DatasetError when it is off the 1/fps grid (the loader would fail too)."""
+        num, den = pts * self._num, self._den
+        k = (2 * num + den) // (2 * den)
+        if abs(num - k * den) > self._slack:
+            raise DatasetError(f"{self._path}: a frame at pts {pts} ({float(pts * self._time_base):.6f} s) is off "
+                               f"the 1/{self._fps} s grid; run `streamrec verify` on the dataset")
+        return k
 
 
 def first_slot(from_s: float, fps: int, what: str) -> int:

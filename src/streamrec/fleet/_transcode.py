@@ -45,7 +45,7 @@ from ..encode._fallback import EncoderFallback, EpisodeCodec
 from ..encode._probe import choose_encoders
 from ._output import StagedOutput
 from ._runner import Progress, TaskLog, runner
-from ._streams import first_slot, slot, stream_params
+from ._streams import Grid, first_slot, stream_params
 
 _MB = 2**20
 
@@ -126,10 +126,11 @@ def _encode_episode(job: _EpisodeJob) -> _EncodedEpisode:
             stream = container.streams.video[0]
             stream.codec_context.thread_count = job.threads
             tb = stream.time_base
+            grid = Grid(tb, job.fps, job.source)
             # Each episode starts with a keyframe (streamrec's and LeRobot's alike), so the seek lands on it.
             container.seek(int(Fraction(job.first, job.fps) / tb), stream=stream, backward=True)
             for frame in container.decode(stream):
-                k = slot(frame.pts, tb, job.fps, job.source) - job.first
+                k = grid.slot(frame.pts) - job.first
                 if k < 0:
                     continue
                 if k >= job.length:
