@@ -105,6 +105,27 @@ def test_lerobot_loader_returns_each_rows_own_frame(sources, tmp_path):
     assert [r["task"] for r in loaded["rows"]][-12:] == ["place"] * 12
 
 
+@pytest.mark.skipif(not LEROBOT_PYTHON.exists(), reason="LeRobot 0.6.1's venv (~/.cache/streamrec-lerobot-venv) "
+                    "is absent; /work/shared/tools/lerobot-load-check builds it")
+def test_lerobot_h264_with_b_frames(sources, tmp_path):
+    """LeRobot's H.264 has B-frames: packets in decode order, the first dts before pts 0. Merged after another
+    camera file and transcoded, every row keeps its frame."""
+    lerobot = tmp_path / "lerobot_h264"
+    made = subprocess.run([str(LEROBOT_PYTHON), str(REPO / "tests" / "fleet" / "make_lerobot_h264.py"), str(lerobot)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert made.returncode == 0, made.stderr[-2000:]
+    out = tmp_path / "merged"
+    merge([sources[0], lerobot, sources[2]], out)
+    assert verify(out).healthy, verify(out).findings
+    b_frames = [list(range(500, 514)), list(range(514, 525))]
+    assert identities(out) == [_expected_ids()[0], _expected_ids()[1], *b_frames, *_expected_ids()[3:]]
+    assert [e[f"videos/{CAM}/file_index"] for e in episodes(out)] == [0, 0, 1, 1, 2, 2]
+    from streamrec import transcode
+
+    transcode(lerobot, tmp_path / "av1", EncoderConfig())
+    assert identities(tmp_path / "av1") == b_frames
+
+
 def test_mismatches_are_refused_before_anything_is_written(sources, tmp_path):
     record(tmp_path / "fps15", [4], base=300, fps=15)
     record(tmp_path / "state4", [4], base=300, state=4)

@@ -82,7 +82,7 @@ class VideoFile:
     """The camera's MP4 that episodes are being appended to; several episodes per file."""
 
     def __init__(self, path: Path, at: FileIndex, codec: str, fps: int, width: int, height: int,
-                 settings: EncoderConfig | None = None) -> None:
+                 settings: EncoderConfig | None = None, *, fragmented: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.at = at
@@ -93,8 +93,11 @@ class VideoFile:
         self.bytes = 0
         self._time_base = Fraction(1, fps)
         # Fragmented while open (what is written survives a crash up to the last fragment),
-        # a regular MP4 with a normal index once closed.
-        self._container = av.open(str(path), "w", format="mp4", options={"movflags": "hybrid_fragmented"})
+        # a regular MP4 with a normal index once closed. `fragmented=False` (merge, writing a file
+        # that is renamed into place whole): a regular MP4 throughout, which can hold the edit list
+        # that a stream with B-frames (dts before pts) needs to start at pts 0.
+        options = {"movflags": "hybrid_fragmented"} if fragmented else {}
+        self._container = av.open(str(path), "w", format="mp4", options=options)
         self._stream = self._container.add_mux_stream(codec, rate=fps, width=width, height=height)
         self._stream.time_base = self._time_base
 

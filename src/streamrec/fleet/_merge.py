@@ -111,7 +111,10 @@ class _VideoJob:
 def _copy_video(job: _VideoJob) -> int:
     """Write one output camera file from its episodes' source packets; returns the bytes copied."""
     out = Path(job.out)
-    file = VideoFile(out, FileIndex.of(out) or FileIndex(), job.codec, job.fps, job.width, job.height)
+    # Not fragmented: the file is renamed into place whole, and another writer's stream with B-frames
+    # (dts before pts) needs the edit list only a regular MP4 can hold to start at pts 0.
+    file = VideoFile(out, FileIndex.of(out) or FileIndex(), job.codec, job.fps, job.width, job.height,
+                     fragmented=False)
     try:
         for source, group in groupby(job.segments, key=lambda s: s.source):
             _copy_from(file, source, list(group), job)
