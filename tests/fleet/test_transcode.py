@@ -126,3 +126,15 @@ def test_transcode_a_lerobot_dataset_in_process(tmp_path):
     assert report.encoders == {CAM: ("libx264",)} and report.nodes == {"local": 3}
     assert verify(out).healthy
     assert identities(out) == [list(range(10)), list(range(10, 22))]
+
+
+def test_in_process_transcode_leaves_the_callers_scheduling_alone(h264_dataset, tmp_path):
+    """SVT-AV1 asks for SCHED_FIFO 99 for the thread that opens it when it may (root here); the caller's
+    threads must not become real-time, nor processes they start later (they inherit the policy)."""
+    from streamrec.encode._priority import realtime_threads, thread_scheds
+
+    before = {t.tid: (t.policy, t.nice) for t in thread_scheds()}
+    transcode(h264_dataset, tmp_path / "av1", AV1)
+    assert realtime_threads() == []
+    after = {t.tid: (t.policy, t.nice) for t in thread_scheds()}
+    assert {tid: after[tid] for tid in before if tid in after} == {tid: v for tid, v in before.items() if tid in after}

@@ -283,6 +283,10 @@ def _read_source(reader: DatasetReader, renames: Mapping[str, str]) -> _Source:
         reader.require("merge")
     if any(ep.tasks is None for ep in reader.episodes):
         raise DatasetError(f"merge: {root}: meta/episodes has no 'tasks' column")
+    names = [renames.get(name, name) for name in reader.features]
+    if len(set(names)) != len(names):
+        clash = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"rename: in {root}, {clash} would name two features (one renamed onto another)")
     features = {renames.get(name, name): copy.deepcopy(spec) for name, spec in reader.features.items()}
     to_source = {renames.get(name, name): name for name in reader.features}
     return _Source(root, reader, features, to_source, reader.episodes, table)

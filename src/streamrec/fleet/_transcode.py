@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from ..dataset._reader import DatasetReader, Episode
 from ..dataset._writer import video_info
 from ..encode._config import EncoderConfig
 from ..encode._fallback import EncoderFallback, EpisodeCodec
+from ..encode._priority import demote_current_thread
 from ..encode._probe import choose_encoders
 from ._output import StagedOutput
 from ._runner import Progress, TaskLog, runner
@@ -114,7 +116,30 @@ class _EncodedEpisode:
 
 
 def _encode_episode(job: _EpisodeJob) -> _EncodedEpisode:
-    """Decode one episode of one camera from its source MP4 and encode it into a spool."""
+    """Decode one episode of one camera from its source MP4 and encode it into a spool.
+
+    In a thread of its own, demoted first: SVT-AV1 gives the thread that opens it, and its own threads,
+    SCHED_FIFO 99 when the process may (root); the caller's thread (a script, a Ray worker) must keep its
+    scheduling, and the codec's threads are born without CAP_SYS_NICE (see `encode._priority`).
+    """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        demote_current_thread(nice=0)
+        try:
+            outcome["result"] = _encode(job)
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=work, name="sr-transcode")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _encode(job: _EpisodeJob) -> _EncodedEpisode:
     what = f"{job.source} episode {job.episode_index}"
     spool_path = Path(job.spool)
     events: list[EncoderFallback] = []
@@ -276,8 +301,8 @@ def _read(root: Path) -> DatasetReader:
     reader.require("transcode")
     if not reader.episodes_complete:
         raise DatasetError(f"transcode: {root}: meta/episodes could not be read whole")
-    if not reader.cameras:
-        raise DatasetError(f"transcode: {root} has no video feature; there is nothing to re-encode")
+    if not reader.cameras or not reader.episodes:
+        raise DatasetError(f"transcode: {root} has no video feature or no episode; there is nothing to re-encode")
     return reader
 
 
