@@ -84,3 +84,15 @@ def test_ray_local_from_the_command_line(datasets, tmp_path):
     assert json.loads(result.stdout)["runner"].startswith("ray (1 node(s), 2 CPU(s)")
     result = run_cli("verify", str(out), str(datasets["a"]), "--ray", "local", "--no-progress")
     assert result.returncode == 0 and "2 of 2 dataset(s) healthy" in result.stdout
+
+
+def test_transcode_vcodec_auto_picks_what_works_here(datasets, tmp_path):
+    """`auto` goes through streamrec's probe; without a GPU here it ends with the software encoder."""
+    out = tmp_path / "auto"
+    result = run_cli("transcode", str(datasets["front"]), "-o", str(out), "--vcodec", "auto", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    chosen = report["encoders"]["observation.images.front"]
+    info = json.loads((out / "meta" / "info.json").read_text())["features"]["observation.images.front"]["info"]
+    assert len(chosen) == 1 and info["video.codec"] in ("av1", "h264", "hevc")
+    assert identities(out, "observation.images.front") == [list(range(300, 303))]

@@ -8,6 +8,7 @@ the worst of theirs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -119,11 +120,11 @@ def run_many(args: argparse.Namespace) -> int:
     for report in reports:
         if report.findings and not report.healthy:
             console.print(Text(f"{report.root}", "bold"))
-            render(VerifyReport(**{**{f: getattr(report, f) for f in report.__dataclass_fields__}, "rows": ()}),
-                   console)
+            render(dataclasses.replace(report, rows=()), console)  # its findings; the table is for one dataset
     table = Table(title=f"streamrec verify: {len(reports)} datasets", title_justify="left")
     for column in ("Dataset", "Episodes", "Frames", "Cameras", "Errors", "Warnings", "Seconds", "Status"):
-        table.add_column(column, justify="left" if column in ("Dataset", "Status") else "right")
+        table.add_column(column, justify="left" if column in ("Dataset", "Status") else "right",
+                         overflow="fold" if column == "Dataset" else "ellipsis")
     for r in reports:
         status = "not a dataset" if not r.is_dataset else "healthy" if r.healthy else "problems"
         style = _STYLE["ok"] if r.healthy else _STYLE["error"]

@@ -304,13 +304,12 @@ def check_compatible(sources: Sequence[_Source]) -> None:
             raise DatasetError(f"merge: {src.root} has fps = {src.reader.fps}, but {first.root} has "
                                f"{first.reader.fps}; datasets of different rates cannot share episodes")
         mine, theirs = set(src.features), set(first.features)
-        if mine != theirs:
-            extra, missing = sorted(mine - theirs), sorted(theirs - mine)
+        extra, missing = sorted(mine - theirs), sorted(theirs - mine)
+        if extra or missing:
+            parts = ([f"has feature(s) {extra} that {first.root} lacks"] if extra else []) + \
+                    ([f"lacks feature(s) {missing} that {first.root} has"] if missing else [])
             hint = " (the same camera under two names? pass --rename OLD=NEW)" if extra and missing else ""
-            raise DatasetError(f"merge: {src.root} has feature(s) {extra} that {first.root} lacks, and lacks "
-                               f"{missing}{hint}" if extra and missing else
-                               f"merge: {src.root} " + (f"has feature(s) {extra} that {first.root} lacks" if extra
-                                                        else f"lacks feature(s) {missing} that {first.root} has"))
+            raise DatasetError(f"merge: {src.root} {', and '.join(parts)}{hint}")
         for name, spec in first.features.items():
             other = src.features[name]
             for key in ("dtype", "shape"):
