@@ -196,3 +196,23 @@ def test_without_ray_ray_is_not_imported(sources, tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out"), *map(str, sources)],
                             capture_output=True, text=True, timeout=120, env={**os.environ})
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_an_episode_that_does_not_start_with_a_keyframe_is_refused(tmp_path):
+    """Packets are copied, so each episode must start with a keyframe (streamrec's and LeRobot's do). Here the
+    episodes table is edited to start episode 1 one frame late, inside a GOP (g=100)."""
+    import pyarrow as pa
+
+    src = tmp_path / "src"
+    record(src, [5, 6], base=0, encoder=EncoderConfig(vcodec="h264", preset="ultrafast", g=100))
+    path = next((src / "meta" / "episodes").rglob("*.parquet"))
+    table = pq.read_table(path)
+    shifted = {f"videos/{CAM}/from_timestamp": [0.0, 6 / FPS], f"videos/{CAM}/to_timestamp": [5 / FPS, 11 / FPS],
+               "length": [5, 5]}
+    for column, values in shifted.items():
+        i = table.column_names.index(column)
+        table = table.set_column(i, column, pa.array(values, table.schema.field(column).type))
+    pq.write_table(table, path)
+    with pytest.raises(DatasetError, match="episode 1: its video in .* does not start with a keyframe"):
+        merge([src], tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()

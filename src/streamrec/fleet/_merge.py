@@ -140,6 +140,10 @@ def _copy_from(file: VideoFile, source: str, segments: list[_Segment], job: _Vid
             if got != list(range(seg.length)):
                 raise DatasetError(f"{seg.what}: {source} holds {len(got)} frame(s) for its {seg.length} rows in "
                                    f"slots {seg.first}..{seg.first + seg.length - 1}; run `streamrec verify` on it")
+            if not packets[0][3]:
+                # Copied alone, its first frames would refer to frames of the episode before it.
+                raise DatasetError(f"{seg.what}: its video in {source} does not start with a keyframe, so it cannot "
+                                   "be copied on its own; `streamrec transcode` the dataset first")
             file.append_copied(packets)
 
         for packet in container.demux(stream):
