@@ -153,7 +153,8 @@ def _words(text: str) -> str:
 
 def test_cli_reference_is_the_real_help():
     blocks = list(_HELP_BLOCK.finditer(CLI_MD.read_text(encoding="utf-8")))
-    assert {m["cmd"] for m in blocks} >= {"", "record", "verify", "info", "repair", "probe", "bench"}
+    assert {m["cmd"] for m in blocks} >= {"", "record", "verify", "info", "repair", "probe", "bench", "merge",
+                                          "transcode"}
     for m in blocks:
         # Whitespace aside: line wrapping varies with the Python version's argparse.
         assert _words(m["body"]) == _words(_help(m["cmd"])), (

@@ -9,7 +9,7 @@ import os
 import sys
 
 # Each module defines add_parser(subparsers) and sets `run` (args -> exit code) as a default.
-_SUBCOMMANDS = ("_record", "_verify", "_info", "_repair", "_probe", "_bench", "_view")
+_SUBCOMMANDS = ("_record", "_verify", "_info", "_repair", "_probe", "_bench", "_view", "_merge", "_transcode")
 _OWN_FLAG_PARSER = {"record", "lerobot-record"}
 """Subcommands whose flags are parsed by `_flags` or LeRobot's parser (dotted names) rather than argparse."""
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,7 +82,7 @@ class VideoFile:
     """The camera's MP4 that episodes are being appended to; several episodes per file."""
 
     def __init__(self, path: Path, at: FileIndex, codec: str, fps: int, width: int, height: int,
-                 settings: EncoderConfig | None = None) -> None:
+                 settings: EncoderConfig | None = None, *, fragmented: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.at = at
@@ -93,8 +93,11 @@ class VideoFile:
         self.bytes = 0
         self._time_base = Fraction(1, fps)
         # Fragmented while open (what is written survives a crash up to the last fragment),
-        # a regular MP4 with a normal index once closed.
-        self._container = av.open(str(path), "w", format="mp4", options={"movflags": "hybrid_fragmented"})
+        # a regular MP4 with a normal index once closed. `fragmented=False` (merge, writing a file
+        # that is renamed into place whole): a regular MP4 throughout, which can hold the edit list
+        # that a stream with B-frames (dts before pts) needs to start at pts 0.
+        options = {"movflags": "hybrid_fragmented"} if fragmented else {}
+        self._container = av.open(str(path), "w", format="mp4", options=options)
         self._stream = self._container.add_mux_stream(codec, rate=fps, width=width, height=height)
         self._stream.time_base = self._time_base
 
@@ -113,6 +116,26 @@ class VideoFile:
         self._mux(records, self.frames)
         self.frames += len(records)
         self.bytes += sum(len(r[0]) for r in records)
+
+    def append_copied(self, packets: Iterable[tuple[bytes, int, int, bool]]) -> tuple[int, int]:
+        """Copy an episode's packets taken from another MP4 (merge) to the end of the file.
+
+        Each is (payload, pts, dts, key) in frames from the episode's first frame; dts is kept
+        apart from pts because another writer's stream may reorder frames (B-frames). Returns the
+        episode's first frame's index in this file and the packets copied.
+        """
+        start, count = self.frames, 0
+        for payload, pts, dts, key in packets:
+            packet = av.Packet(payload)
+            packet.pts, packet.dts = start + pts, start + dts
+            packet.time_base = self._time_base
+            packet.is_keyframe = key
+            packet.stream = self._stream
+            self._container.mux(packet)
+            count += 1
+            self.bytes += len(payload)
+        self.frames += count
+        return start, count
 
     def _mux(self, records: Any, start: int) -> None:
         for payload, pts, key in records:

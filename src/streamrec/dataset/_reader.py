@@ -405,6 +405,27 @@ class DatasetReader:
         return [{n: {s: np.asarray(columns[f"stats/{n}/{s}"][i]) for s in STAT_NAMES} for n in names}
                 for i in range(table.num_rows)]
 
+    def episodes_table(self) -> pa.Table | None:
+        """meta/episodes as written, every column (stats and any writer's own), its files concatenated;
+        None when it could not be read (see `findings`). For operations that carry rows through (merge)."""
+        paths = self.files("episodes")
+        if not paths:
+            return None
+        return self._episodes_table(paths, with_stats=True)
+
+    def episode_rows(self, episode: Episode) -> pa.Table:
+        """The data rows of one episode, every column, in file order (its row group(s) only are read).
+
+        Raises:
+            DatasetError: the data file cannot be read.
+        """
+        path = self.root / episode.data_file
+        try:
+            table = pq.read_table(path, filters=[("episode_index", "=", episode.episode_index)])
+        except (OSError, pa.ArrowException) as e:
+            raise DatasetError(f"{self.root}: {episode.data_file} cannot be read: {e}") from e
+        return table.replace_schema_metadata(None)
+
     def stats(self) -> dict[str, Stats] | None:
         """meta/stats.json as arrays; None when it is absent."""
         if not self.layout.stats.exists():
