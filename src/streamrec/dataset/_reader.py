@@ -413,19 +413,6 @@ class DatasetReader:
             return None
         return self._episodes_table(paths, with_stats=True)
 
-    def episode_rows(self, episode: Episode) -> pa.Table:
-        """The data rows of one episode, every column, in file order (its row group(s) only are read).
-
-        Raises:
-            DatasetError: the data file cannot be read.
-        """
-        path = self.root / episode.data_file
-        try:
-            table = pq.read_table(path, filters=[("episode_index", "=", episode.episode_index)])
-        except (OSError, pa.ArrowException) as e:
-            raise DatasetError(f"{self.root}: {episode.data_file} cannot be read: {e}") from e
-        return table.replace_schema_metadata(None)
-
     def stats(self) -> dict[str, Stats] | None:
         """meta/stats.json as arrays; None when it is absent."""
         if not self.layout.stats.exists():
@@ -513,10 +500,10 @@ class DatasetReader:
                      if not np.isnan(t).all()},
             order=order, sorted_episodes=episode_index[order])
 
-    def episode_rows(self, episode: Episode, columns: Iterable[str]) -> pa.Table:
-        """The data rows of one episode (these columns, those its data file has), in frame order.
-
-        Reads only the row groups that may hold it (streamrec and LeRobot write one per episode).
+    def episode_rows(self, episode: Episode, columns: Iterable[str] | None = None) -> pa.Table:
+        """The data rows of one episode in frame order: these columns (those its data file has), or every
+        column as written. Reads only the row groups that may hold it (streamrec and LeRobot write one per
+        episode).
 
         Raises:
             DatasetError: its data file cannot be read.
@@ -524,19 +511,20 @@ class DatasetReader:
         path = self.root / episode.data_file
         try:
             pf = pq.ParquetFile(path)
+            names = pf.schema_arrow.names
+            wanted = names if columns is None else [c for c in columns if c in names]
+            if "episode_index" not in names:
+                return pa.table({c: pa.array([], pf.schema_arrow.field(c).type) for c in wanted})
+            extra = [c for c in ("episode_index", "frame_index") if c in names and c not in wanted]
+            table = pf.read_row_groups(_row_groups_of(pf, episode.episode_index), columns=[*wanted, *extra],
+                                       use_threads=False)
         except (OSError, pa.ArrowException) as e:
-            raise DatasetError(f"{episode.data_file} (rows of episode {episode.index}) cannot be read: {e}") from None
-        names = pf.schema_arrow.names
-        wanted = [c for c in columns if c in names]
-        if "episode_index" not in names:
-            return pa.table({c: pa.array([], pf.schema_arrow.field(c).type) for c in wanted})
-        extra = [c for c in ("episode_index", "frame_index") if c in names and c not in wanted]
-        table = pf.read_row_groups(_row_groups_of(pf, episode.episode_index), columns=[*wanted, *extra],
-                                   use_threads=False)
+            raise DatasetError(f"{self.root}: {episode.data_file} (rows of episode {episode.index}) cannot be read: "
+                               f"{e}") from None
         table = table.filter(pc.equal(table["episode_index"], episode.episode_index))
         if "frame_index" in table.column_names:
             table = table.sort_by("frame_index")
-        return table.select(wanted)
+        return table.select(wanted).replace_schema_metadata(None)
 
     def data_columns(self, columns: Iterable[str]) -> Iterable[tuple[str, pa.Table]]:
         """These columns (those each data file has) with `episode_index` and `frame_index`, file by file.
