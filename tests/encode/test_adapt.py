@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,16 @@ import pytest
 from helpers.frames import episodes, frames_of_episode, id_frame, read_id
 from streamrec import DatasetRecorder, EncoderConfig, verify
 from streamrec._platform import available_cpus
-from streamrec.encode._adapt import HOLD_S, SETTLE_S, OverloadWatch, fewer_threads
+from streamrec.encode._adapt import (
+    CHECK_AFTER_SLOTS,
+    GOT_MARGIN,
+    HOLD_S,
+    SETTLE_S,
+    CpuCheck,
+    OverloadWatch,
+    fewer_threads,
+    fitting_setting,
+)
 from streamrec.encode._codecs import compiled_in, faster_encoder, open_codec
 from streamrec.encode._priority import demote_current_thread, realtime_threads
 
@@ -196,3 +206,112 @@ def test_faster_codec_from_the_next_episode_in_a_new_file(tmp_path):
         "chunk-000/file-000.mp4": "av1", "chunk-000/file-001.mp4": "h264"}
     _check_rows(root, 1, [0, 1000], inexact=frozenset({0}))
     assert verify(root).codes <= {"system_overloaded"}
+
+
+# -- the first episode's CPU check ------------------------------------------------------------
+
+
+def test_fitting_setting_takes_the_first_that_fits_else_the_fastest():
+    ladder = [EncoderConfig(vcodec="libx264", preset=p) for p in ("faster", "veryfast", "superfast", "ultrafast")]
+    costs = {"faster": 0.010, "veryfast": 0.006, "superfast": 0.004, "ultrafast": 0.003}
+    config, took, tried = fitting_setting(ladder, lambda c: costs[c.preset], 0.007)
+    assert (config.preset, took) == ("veryfast", 0.006) and len(tried) == 2
+    config, took, tried = fitting_setting(ladder, lambda c: costs[c.preset], 0.001)
+    assert (config.preset, took) == ("ultrafast", 0.003) and len(tried) == 4
+
+    def fails_at_first(c):
+        if c.preset == "faster":
+            raise RuntimeError("cannot open")
+        return costs[c.preset]
+
+    config, _, tried = fitting_setting(ladder, fails_at_first, 0.1)
+    assert config.preset == "veryfast" and tried[0] == "libx264 preset faster: failed (RuntimeError)"
+    assert fitting_setting(ladder, lambda c: 1 / 0, 0.1) is None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.cpu = self.wall = 0.0
+
+    def process_time(self) -> float:
+        return self.cpu
+
+    def monotonic(self) -> float:
+        return self.wall
+
+
+def _run_check(check: CpuCheck, clock: _Clock, frames: int, cpu_per_frame: float, wall_per_frame: float,
+               depth_step: int = 0) -> list[int]:
+    fired, depth = [], 0
+    for i in range(frames):
+        clock.cpu += cpu_per_frame
+        clock.wall += wall_per_frame
+        depth += depth_step
+        if check.over(depth):
+            fired.append(i + 1)
+    return fired
+
+
+def test_cpu_check_fires_once_over_the_share(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("streamrec.encode._adapt.time", clock)
+    check = CpuCheck(fps=30, share=0.5, queue_size=30)  # 16.7 ms per frame
+    assert _run_check(check, clock, 200, 0.010, 1 / 30) == []  # fits: measured every second, never fires
+    assert not check.done and math.isclose(check.cpu_per_frame, 0.010)
+    check = CpuCheck(fps=30, share=0.5, queue_size=30)
+    # 20 ms of CPU per frame: over from the first second measured (frames 15..45), then never again.
+    assert _run_check(check, clock, 200, 0.020, 1 / 30) == [CHECK_AFTER_SLOTS + 30]
+    assert check.done and check.got is None and "its share of 0.50 CPUs" in check.describe()
+
+
+def test_cpu_check_counts_what_the_encoder_got_when_its_queue_grew(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("streamrec.encode._adapt.time", clock)
+    check = CpuCheck(fps=30, share=1.0, queue_size=30)
+    # 10 ms of CPU per frame fits the share (33 ms), but the process got a quarter of a CPU: 40 ms
+    # per frame of wall time, and the queue grew by one frame per frame.
+    assert _run_check(check, clock, 60, 0.010, 0.040, depth_step=1) == [CHECK_AFTER_SLOTS + 30]
+    assert math.isclose(check.got, 0.25)
+    assert math.isclose(check.budget_per_frame, GOT_MARGIN * 0.25 / 30)
+    assert "the 0.25 CPUs it got while its queue grew" in check.describe()
+
+
+def test_cpu_check_is_off_after_the_first_episode(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("streamrec.encode._adapt.time", clock)
+    check = CpuCheck(fps=30, share=0.5, queue_size=30)
+    assert _run_check(check, clock, 20, 0.020, 1 / 30) == []  # the first episode ended early
+    check.stop()
+    check.restart()
+    assert _run_check(check, clock, 200, 0.020, 1 / 30) == []
+
+
+def test_a_camera_over_its_share_decides_once_in_its_first_episode(tmp_path, monkeypatch):
+    if not compiled_in("libx264"):
+        pytest.skip("this PyAV build has no libx264 (the codec adaptive overload switches to)")
+    # A share no encoder fits: the check fires a second into the first episode, every candidate
+    # is tried on the camera's latest frames, and the fastest is taken for the next episode.
+    monkeypatch.setattr("streamrec.record._supervisor.camera_shares",
+                        lambda sizes, fps: {name: 1e-4 for name in sizes})
+    config = EncoderConfig(vcodec="libsvtav1", crf=_CRF)
+    root = tmp_path / "ds"
+    rec = DatasetRecorder.create(root, 30, _features(1), camera_encoder=config, encoder_threads=1,
+                                 adapt_on_overload=True, queue_full_policy="block")
+    reports, first_ids = [], [0, 1000, 2000]
+    for first_id in first_ids:
+        for i in range(60):  # 2 s at 30 fps, paced: the check needs frames at the recording's rate
+            rec.add_frame({CAMERAS[0]: id_frame(first_id + i, H, W), "task": "t"})
+            time.sleep(1 / 30)
+        reports.append(rec.save_episode().cameras[CAMERAS[0]])
+    rec.finalize()
+
+    steps = reports[0].adaptations
+    assert [(a.trigger, a.effective) for a in steps] == [("cpu", "next episode")], [str(a) for a in steps]
+    assert steps[0].at_frame == CHECK_AFTER_SLOTS + 30
+    assert steps[0].change.startswith("libsvtav1 preset 12 -> libx264 preset ")
+    assert "tried libx264 preset veryfast" in steps[0].change and "ultrafast" in steps[0].change
+    assert reports[1].adaptations == () and reports[2].adaptations == ()  # once, in the first episode
+    assert [r.encoder for r in reports] == ["libsvtav1", "libx264", "libx264"]
+    assert reports[1].video_file.name == "file-001.mp4" and reports[2].video_file == reports[1].video_file
+    _check_rows(root, 1, first_ids)  # no drops (block): every row its own frame, exactly
+    assert verify(root).healthy

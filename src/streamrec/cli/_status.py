@@ -30,7 +30,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from streamrec import DatasetRecorder
+from streamrec import DatasetRecorder, QueueFullPolicy
+from streamrec.encode._budget import encoding_notice
+from streamrec.encode._probe import fit
 from streamrec.record import EncodeProgress, EpisodeReport
 
 from . import _tables
@@ -38,6 +40,24 @@ from . import _tables
 IMAGE_PREFIX = "observation.images."
 STATUS_PERIOD_S = 0.25
 """How often the loop copies its counters for the live status (about 4 Hz)."""
+log = logging.getLogger("streamrec")
+
+
+def say_encoding_need(rec: DatasetRecorder) -> None:
+    """At the start: a warning when the cameras need more encoding CPU than the machine has for it
+    (from `probe`'s figure, measured once per machine and camera size, then cached)."""
+    config = rec.config
+    try:
+        sizes = {f.name: (f.shape[0], f.shape[1]) for f in config.video_features}
+        encoders = {name: fit(config.camera_encoder, encoder)[0] for name, encoder in rec.encoders.items()}
+        notice = encoding_notice(sizes, config.fps, encoders, config.encoder_threads,
+                                 config.adapt_on_overload and config.streaming_encoding,
+                                 QueueFullPolicy(config.queue_full_policy).value)
+    except Exception:  # noqa: BLE001 - an estimate must never stop a recording
+        log.debug("no estimate of the encoding CPU", exc_info=True)
+        return
+    if notice:
+        log.warning("%s", notice)
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +21,19 @@ from .._errors import WorkerError
 from .._platform import available_cpus
 from ..dataset._layout import Layout
 from ..dataset._mp4 import PacketSpool, VideoFile
-from ._adapt import NEXT_EPISODE_AFTER_S, Adaptation, OverloadWatch, describe_threads, fewer_threads
-from ._codecs import faster_encoder
+from ._adapt import (
+    NEXT_EPISODE_AFTER_S,
+    TRIAL_FRAMES,
+    Adaptation,
+    CpuCheck,
+    OverloadWatch,
+    describe_setting,
+    describe_threads,
+    fewer_threads,
+    fitting_setting,
+    trial_cpu_per_frame,
+)
+from ._codecs import faster_encoder, faster_encoders
 from ._config import EncoderConfig
 from ._fallback import EncoderFallback, EpisodeCodec
 from ._messages import EncoderSpec, VideoEpisode
@@ -65,6 +77,11 @@ class CameraEncoder:
         """Reported with the next saved episode."""
         self._fastest = False
         """No faster setting is left (adaptive overload stops looking)."""
+        self._cpu_check = CpuCheck(spec.fps, spec.cpu_share, spec.queue_size) if spec.adapt and spec.cpu_share else None
+        self._codec_episodes = 0
+        """Episodes opened by this process (the CPU check runs in the first)."""
+        self._recent: deque[av.VideoFrame] = deque(maxlen=TRIAL_FRAMES)
+        """The latest frames, while the CPU check is pending: what candidate settings are tried on."""
 
     def open_episode(self, threads: int | None = None) -> None:
         """`threads`: codec threads for this episode (default: `encoder_threads`)."""
@@ -73,6 +90,12 @@ class CameraEncoder:
             self._chain[0], self._next_encoder = self._next_encoder, None
         if self._watch is not None:
             self._watch.reset()
+        if self._cpu_check is not None:
+            if self._codec_episodes:
+                self._cpu_check.stop()  # the first episode has told what it can
+                self._recent.clear()
+            self._cpu_check.restart()
+        self._codec_episodes += 1
         self._codec = EpisodeCodec(self._chain, spec.width, spec.height, spec.fps,
                                    self._threads if threads is None else threads,
                                    self._layout.open_spool(spec.camera), PacketSpool, self._fallbacks, spec.camera,
@@ -89,6 +112,8 @@ class CameraEncoder:
             self._encode(frame if self._last_frame is None else self._last_frame)
         self._encode(frame)
         self._last_frame = frame
+        if self._cpu_check is not None and not self._cpu_check.done:
+            self._recent.append(frame)
 
     def _encode(self, frame: av.VideoFrame) -> None:
         t0 = time.perf_counter()
@@ -103,6 +128,10 @@ class CameraEncoder:
         if self._watch is None or self._codec is None:
             return
         spec = self._spec
+        if self._cpu_check is not None and self._cpu_check.over(depth):
+            self._fit_share(depth)
+            self._watch.settle(time.monotonic())
+            return
         if self._watch.overloaded(depth, time.monotonic()):
             threads = fewer_threads(self._threads, available_cpus(), spec.cameras)
             if threads is not None:
@@ -120,10 +149,43 @@ class CameraEncoder:
                 self._fastest = True
                 return
             self._next_encoder = faster
-            change = f"{now.encoder} preset {_preset(now)} -> {faster.encoder} preset {_preset(faster)}" + \
-                (f" crf {faster.crf}" if faster.crf != now.crf else "")
-            self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "next episode", depth,
-                                                spec.queue_size))
+            self._adaptations.append(Adaptation(spec.camera, self._next_slot, _change(now, faster), "next episode",
+                                                depth, spec.queue_size))
+
+    def _fit_share(self, depth: int) -> None:
+        """The CPU check found this camera over its share: decide, once, the settings that fit (see _adapt)."""
+        spec, check = self._spec, self._cpu_check
+        frames, self._recent = list(self._recent), deque(maxlen=0)
+        now = self._chain[0]
+        threads = fewer_threads(self._threads, available_cpus(), spec.cameras)
+        ladder = ([now] if threads is not None else []) + faster_encoders(now)
+        trial_threads = self._threads if threads is None else threads
+
+        def cost(config: EncoderConfig) -> float:
+            self._busy()  # a trial of a slow setting takes a while: the recorder hears the process is alive
+            return trial_cpu_per_frame(config, trial_threads, frames, spec.width, spec.height, spec.fps)
+
+        measured = check.describe()
+        if threads is not None:
+            change = f"encoder_threads {describe_threads(self._threads)} -> {threads}: {measured}"
+            self._codec.restart(threads)
+            self._threads = threads
+            self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "now", depth, spec.queue_size,
+                                                "cpu"))
+        choice = fitting_setting(ladder, cost, check.budget_per_frame) if ladder and frames else None
+        if choice is None:
+            self._fastest = not ladder
+            return
+        config, took, tried = choice
+        if config in (now, self._next_encoder):  # nothing to change, or the queue's mark chose it already
+            return
+        self._next_encoder = config
+        why = measured if threads is None else "still over"
+        fits = "fits" if took <= check.budget_per_frame else "the fastest, still over the share"
+        change = (f"{_change(now, config)}: {why}; on its latest frames {took * 1000:.1f} ms ({fits}; tried "
+                  f"{', '.join(tried)})")
+        self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "next episode", depth,
+                                            spec.queue_size, "cpu"))
 
     def finish_episode(self, frames: int, episode_index: int) -> VideoEpisode:
         if self._last_frame is None:
@@ -210,7 +272,6 @@ class CameraEncoder:
             self._kept_spools.clear()
 
 
-def _preset(config: EncoderConfig) -> str:
-    """A preset as the user would name it: the encoder's own default has no value to show."""
-    preset = config.effective_preset
-    return "default" if preset is None else str(preset)
+def _change(now: EncoderConfig, faster: EncoderConfig) -> str:
+    return f"{describe_setting(now)} -> {describe_setting(faster)}" + \
+        (f" crf {faster.crf}" if faster.crf != now.crf else "")

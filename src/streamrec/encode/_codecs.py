@@ -353,6 +353,14 @@ def faster_encoder(config: EncoderConfig) -> EncoderConfig | None:
         return None
 
 
+def faster_encoders(config: EncoderConfig) -> list[EncoderConfig]:
+    """Every faster setting for `config`, slowest first (`faster_encoder` repeated)."""
+    ladder = []
+    while (config := faster_encoder(config)) is not None:
+        ladder.append(config)
+    return ladder
+
+
 def codec_options(config: EncoderConfig, encoder_threads: int | None) -> dict[str, str]:
     """AVOptions for the encoder, as strings: the family's table row applied, extra_options last."""
     enc = ENCODERS[encoder_name(config.vcodec)]

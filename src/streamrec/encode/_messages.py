@@ -61,6 +61,8 @@ class EncoderSpec:
     queue_size: int = 30
     cameras: int = 1
     """Cameras encoding at once (how many threads the camera may have, see `_adapt.fewer_threads`)."""
+    cpu_share: float | None = None
+    """With `adapt`: CPUs this camera's encoder may use (`_budget.camera_shares`), checked in its first episode."""
 
 
 # -- recorder -> encoder process --------------------------------------------------------------

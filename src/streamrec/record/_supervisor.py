@@ -23,6 +23,7 @@ from ..dataset._features import Feature
 from ..dataset._journal import SavedEpisode
 from ..dataset._layout import FileIndex
 from ..dataset._writer import DatasetWriter
+from ..encode._budget import camera_shares
 from ..encode._config import EncoderConfig
 from ..encode._messages import EncoderSpec, VideoEpisode
 from ..encode._probe import choose_encoders
@@ -89,7 +90,8 @@ class EncoderSupervisor:
             spilled_threads=max(1, available_cpus() // cameras), fallbacks=encoders[1:],
             pre_encode=not config.streaming_encoding and config.batch_encoding_size == 1,
             adapt=config.adapt_on_overload and config.streaming_encoding,
-            queue_size=config.encoder_queue_maxsize, cameras=cameras)
+            queue_size=config.encoder_queue_maxsize, cameras=cameras,
+            cpu_share=camera_shares({f.name: f.shape[:2] for f in config.video_features}, config.fps)[camera.name])
         return EncoderWorker(spec, config.queue_full_policy, config.encoder_timeout_s)
 
     def stop(self) -> list[BaseException]:
