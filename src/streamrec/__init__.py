@@ -9,7 +9,7 @@ summarize's), `streamrec.encode` (probe's, fallbacks, adaptations), `streamrec.b
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from .bench import bench
 from .check import summarize, verify
-from .encode import EncoderConfig, QueueFullPolicy, probe
+from .encode import DepthEncoderConfig, EncoderConfig, QueueFullPolicy, probe
 from .record import DatasetRecorder, repair
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DatasetRecorder",
+    "DepthEncoderConfig",
     "EncoderConfig",
     "EncoderRestarted",
     "FrameError",

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._errors import DatasetError
+from ._depth import depth_feature_info
 from ._durable import write_json_atomic, write_parquet_atomic
 from ._features import DEFAULT_FEATURES, Feature
 from ._journal import EpisodeJournal, SavedEpisode
@@ -300,7 +301,10 @@ class DatasetWriter:
         features: dict[str, Any] = {}
         for f in config.features:
             features[f.name] = f.to_json()
-            if f.is_video:
+            if f.depth:  # LeRobot's depth block (see _depth)
+                features[f.name]["info"] = depth_feature_info(encoders[f.name], height=f.shape[0], width=f.shape[1],
+                                                              fps=config.fps)
+            elif f.is_video:
                 features[f.name]["info"] = video_info(config.fps, f.shape[0], f.shape[1], encoders[f.name],
                                                       (file_codecs or {}).get(f.name))
         features.update(DEFAULT_FEATURES)

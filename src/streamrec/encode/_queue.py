@@ -82,6 +82,8 @@ class ReaderHandle:
     buffers: int
     memory_fd: int
     pipe_fd: int
+    dtype: str = "uint8"
+    """Of a frame's pixels: uint8 RGB, or uint16 millimetres for a depth camera."""
 
 
 def _memory_file(size: int) -> int:
@@ -95,25 +97,28 @@ def _memory_file(size: int) -> int:
     return fd
 
 
-def _views(mem: mmap.mmap, shape: tuple[int, ...], buffers: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    size = math.prod(shape)
+def _views(mem: mmap.mmap, shape: tuple[int, ...], buffers: int, dtype: np.dtype
+           ) -> tuple[np.ndarray, list[np.ndarray]]:
+    size = math.prod(shape) * dtype.itemsize
     header = np.ndarray((3,), np.int64, buffer=mem, offset=0)
-    frames = [np.ndarray(shape, np.uint8, buffer=mem, offset=_HEADER_BYTES + i * size) for i in range(buffers)]
+    frames = [np.ndarray(shape, dtype, buffer=mem, offset=_HEADER_BYTES + i * size) for i in range(buffers)]
     return header, frames
 
 
 class FrameQueue:
     """Producer side of one camera's queue, used by the capture loop only."""
 
-    def __init__(self, camera: str, shape: tuple[int, ...], maxsize: int, policy: QueueFullPolicy) -> None:
+    def __init__(self, camera: str, shape: tuple[int, ...], maxsize: int, policy: QueueFullPolicy,
+                 dtype: str = "uint8") -> None:
         self.camera = camera
         self.policy = policy
         self.maxsize = maxsize
         self._n = maxsize + 1
-        size = _HEADER_BYTES + self._n * math.prod(shape)
+        self._dtype = np.dtype(dtype)
+        size = _HEADER_BYTES + self._n * math.prod(shape) * self._dtype.itemsize
         self._memory_fd = _memory_file(size)
         self._mem = mmap.mmap(self._memory_fd, size)
-        self._header, self._buffers = _views(self._mem, shape, self._n)
+        self._header, self._buffers = _views(self._mem, shape, self._n, self._dtype)
         read_fd, write_fd = os.pipe()
         os.set_inheritable(read_fd, True)
         os.set_inheritable(self._memory_fd, True)
@@ -135,7 +140,7 @@ class FrameQueue:
         self.consumer_alive: Callable[[], bool] = lambda: True
 
     def reader_handle(self) -> ReaderHandle:
-        return ReaderHandle(self._shape, self._n, self._memory_fd, self._reader_fd)
+        return ReaderHandle(self._shape, self._n, self._memory_fd, self._reader_fd, self._dtype.name)
 
     def child_started(self) -> None:
         """The encoder process holds its own copies of the reader's descriptors now."""
@@ -152,7 +157,7 @@ class FrameQueue:
             self._reclaim()
             if not self._free:
                 if self._scratch is None:
-                    self._scratch = np.empty(self._shape, np.uint8)
+                    self._scratch = np.empty(self._shape, self._dtype)
                 return self._scratch
             self._lent = self._free.pop()
         return self._buffers[self._lent]
@@ -232,10 +237,11 @@ class FrameQueueReader:
     """Consumer side, in the encoder process."""
 
     def __init__(self, handle: ReaderHandle) -> None:
-        size = _HEADER_BYTES + handle.buffers * math.prod(handle.shape)
+        dtype = np.dtype(handle.dtype)
+        size = _HEADER_BYTES + handle.buffers * math.prod(handle.shape) * dtype.itemsize
         self._mem = mmap.mmap(handle.memory_fd, size)
         os.close(handle.memory_fd)
-        self._header, self._buffers = _views(self._mem, handle.shape, handle.buffers)
+        self._header, self._buffers = _views(self._mem, handle.shape, handle.buffers, dtype)
         self._conn = Connection(handle.pipe_fd, writable=False)
 
     def get(self) -> Any:
