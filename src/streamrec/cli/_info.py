@@ -50,10 +50,14 @@ def render(summary: DatasetSummary, console: Console) -> None:
     for column in ("Camera", "Codec", "Resolution", "FPS", "Files", "Total MB", "MB/min", "Dropped"):
         cameras.add_column(column, justify="left" if column in ("Camera", "Codec") else "right")
     for c in summary.cameras:
-        cameras.add_row(c.name, c.codec or "?", f"{c.width}x{c.height}", _text(c.fps), str(c.files),
+        codec = (c.codec or "?") + (" (depth)" if c.depth else "")
+        cameras.add_row(c.name, codec, f"{c.width}x{c.height}", _text(c.fps), str(c.files),
                         f"{c.size_bytes / _MB:.2f}", "-" if c.mb_per_minute is None else f"{c.mb_per_minute:.1f}",
                         Text(_text(c.dropped_frames), "yellow" if c.dropped_frames else ""))
     console.print(cameras)
+    for c in summary.cameras:
+        if c.depth:
+            console.print(f"Depth {c.name}: {c.depth}")
     duration = "-" if summary.duration_s is None else _duration(summary.duration_s)
     console.print(f"Episodes: {summary.episodes}   Frames: {summary.frames}   Duration: {duration}   "
                   f"FPS: {_text(summary.fps)}   Dropped: {summary.dropped_frames}   "

@@ -32,6 +32,7 @@ from ._tables import conform, data_schema, episodes_table, stats_to_json, write_
 
 if TYPE_CHECKING:
     from ..encode._config import EncoderConfig
+    from ..encode._depth import DepthEncoderConfig
     from ..encode._messages import VideoEpisode
     from ..record._config import RecorderConfig
 
@@ -58,6 +59,8 @@ class ExistingDataset:
     """The MP4s, per camera, that the saved episodes use."""
     data_schema: pa.Schema | None
     episodes_schema: pa.Schema | None
+    depth_encoder: DepthEncoderConfig | None = None
+    """How its depth cameras are stored (from their info blocks); None without depth cameras."""
 
 
 def video_info(fps: int, height: int, width: int, encoder: EncoderConfig,
