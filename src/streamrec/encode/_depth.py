@@ -205,7 +205,7 @@ class DepthEncoderConfig:
                       "(exact 16-bit millimetres); depth is stored without loss, so no other codec is offered")
         object.__setattr__(self, "vcodec", vcodec)
         if self.pix_fmt is not None and self.pix_fmt != _PIX_FMT[vcodec]:
-            raise bad("pix_fmt", f"vcodec={vcodec!r} stores {_PIX_FMT[vcodec]}; leave pix_fmt unset (null)")
+            raise bad("pix_fmt", f"{vcodec} stores {_PIX_FMT[vcodec]}; leave pix_fmt unset (null)")
         if self.g is not None and (isinstance(self.g, bool) or not isinstance(self.g, int) or self.g < 1):
             raise bad("g", "must be an integer >= 1 or None")
         if self.fast_decode not in (0, 1, 2) or isinstance(self.fast_decode, bool):
@@ -242,7 +242,7 @@ class DepthEncoderConfig:
         q = self.quantizer
         assert q is not None
         if not 0 <= q.depth_min < q.depth_max:
-            raise bad("depth_min", f"must be >= 0 and below depth_max = {q.depth_max!r}")
+            raise bad("depth_min", f"must be >= 0 and below depth_max ({q.depth_max!r} m)")
         if q.depth_max * MM_PER_M > MM_MAX:
             raise bad("depth_max", f"must be at most {MM_MAX / MM_PER_M} m, the most a uint16 millimetre frame holds")
         if q.use_log and q.depth_min + q.shift <= 0:
@@ -255,9 +255,9 @@ class DepthEncoderConfig:
                  "use_log": "the exact mode has no quantizer"}
         for name, rule in rules.items():
             if getattr(self, name) is not None:
-                raise bad(name, f"must be null with vcodec={EXACT_CODEC!r}: {rule}")
+                raise bad(name, f"must be null for {EXACT_CODEC} (the exact mode): {rule}")
         if self.fast_decode:
-            raise bad("fast_decode", f"must be 0 with vcodec={EXACT_CODEC!r} (FFV1 has no such tuning)")
+            raise bad("fast_decode", f"must be 0 for {EXACT_CODEC} (FFV1 has no such tuning)")
         if (self.extra_options or {}).get("level", "1") != "1":
             raise bad("extra_options", "FFV1 level must stay 1: other levels keep their parameters in codec "
                       "extradata, which the MP4 streams episodes are appended to do not carry")
