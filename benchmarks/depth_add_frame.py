@@ -66,7 +66,7 @@ def measure(rows: int) -> dict:
         out[f"add_frame, {name}"] = percentiles(times)
     conversion, copy16, copy32 = [], [], []
     buf16 = np.empty((H, W, 1), np.uint16)
-    buf32 = np.empty((H, W), np.float32)
+    buf32 = np.empty((H, W, 1), np.float32)
     for i in range(rows):
         t = time.perf_counter()
         frame_to_mm(KEY, metres[i % 30], H, W)
