@@ -174,7 +174,9 @@ def accuracy(frames: int, work: Path) -> dict:
 
 
 COST_MODES = {
-    "hevc12 ultrafast (streamrec's default)": DepthEncoderConfig(),
+    "hevc12 ultrafast, ctu 64, min-cu 32 (streamrec's default)": DepthEncoderConfig(),
+    "hevc12 ultrafast, its own ctu 32, min-cu 16": DepthEncoderConfig(
+        extra_options={"x265-params": "lossless=1:ctu=32:min-cu-size=16"}),
     "hevc12 superfast": DepthEncoderConfig(preset="superfast"),
     "hevc12 medium (LeRobot's: x265's own)": DepthEncoderConfig(preset="medium"),
     "ffv1 gray16le (exact)": DepthEncoderConfig(vcodec="ffv1"),

@@ -286,6 +286,16 @@ def test_every_frame_is_found_after_a_seek(tmp_path, config):
         assert np.array_equal(found, DepthFrames(config).stored(mm)), k
 
 
+def test_the_default_codes_64x64_units_where_the_picture_allows_and_stays_lossless(tmp_path):
+    assert "ctu=64:min-cu-size=32" in QUANTIZED.codec_options(None, (640, 480))["x265-params"]
+    assert "ctu=64" not in QUANTIZED.codec_options(None, (64, 48))["x265-params"]  # x265 refuses it below 64
+    assert "ctu=64" not in DepthEncoderConfig(preset="medium").codec_options(None, (640, 480))["x265-params"]
+    frames = [depth_frame(i, 96, 128) for i in range(5)]
+    write_episodes(tmp_path / "d.mp4", QUANTIZED, [frames[:3], frames[3:]])
+    video = read_depth_video(tmp_path / "d.mp4")
+    assert len(video.pixels) == 5 and all(np.array_equal(p, Q.codes(f)) for p, f in zip(video.pixels, frames))
+
+
 @pytest.mark.parametrize("preset", ["medium", "veryfast"])
 def test_slower_x265_presets_and_threads_stay_lossless(tmp_path, preset):
     config = DepthEncoderConfig(preset=preset, fast_decode=1)

@@ -156,9 +156,16 @@ def test_the_exact_mode_warns_that_lerobot_cannot_load_it(tmp_path, caplog):
 
 
 @needs_lerobot
-def test_lerobot_loads_the_default_mode_within_the_quantizers_round_trip(tmp_path):
+@pytest.mark.parametrize("size", [(H, W), (96, 128)], ids=["48x64", "96x128-64x64-units"])
+def test_lerobot_loads_the_default_mode_within_the_quantizers_round_trip(tmp_path, size):
+    # From 64 pixels on x265 codes 64x64 units (encode._depth._X265_FAST), below it its own: both must load.
     root = tmp_path / "ds"
-    record(root, [7, 4], streaming_encoding=True)
+    rec = DatasetRecorder.create(root, FPS, depth_features(*size, rgb=False), queue_full_policy="block")
+    for n in (7, 4):
+        for i in range(n):
+            rec.add_frame({DEPTH: depth_frame(i, *size), "observation.state": np.zeros(2, np.float32), "task": "t"})
+        rec.save_episode()
+    rec.finalize()
     result = load_check(root)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout[result.stdout.index("{"):])

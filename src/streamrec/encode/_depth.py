@@ -52,9 +52,14 @@ X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 """x265's presets, fastest first."""
 DEFAULT_PRESET = "ultrafast"
 """x265's fastest preset, where LeRobot leaves x265's own (medium). Every preset is lossless, so the codes stored
-are the same; medium makes files 14 % (noisy synthetic depth) to 36 % (MuJoCo depth) smaller but costs three
-times the CPU: 120 and 31 ms per 640x480 frame on one core here, against 42 and 10 for ultrafast
+are the same; medium makes files smaller (noisy synthetic depth 14 %, MuJoCo depth 2-3x) but costs three to four
+times the CPU: 101 and 30 ms per 640x480 frame on one core here, against 27 and 7 for ultrafast with `_X265_FAST`
 (benchmarks/results/depth_roundtrip.json), where a frame at 30 fps has 33 ms."""
+_X265_FAST = "ctu=64:min-cu-size=32"
+"""Added to ultrafast: 64x64 coding tree units split no finer than 32x32. Lossless coding of noisy depth spends
+its time searching the finer splits, which save little: on 640x480 frames here this took 27 instead of 40 ms per
+noisy synthetic frame for 4 % more bytes, and 7 instead of 10 ms per MuJoCo frame for 45 % more (34 instead of
+24 MB per camera-minute). Noisy depth, as real stereo sensors give, is the case that must keep up."""
 LEROBOT_CRF = 30
 """LeRobot's crf for depth; x265 ignores it in lossless mode, it is only recorded in info.json."""
 
@@ -179,8 +184,8 @@ class DepthEncoderConfig:
     crf: int | float | None = None
     """hevc: recorded in info.json (null: 30, LeRobot's) and without effect, since x265 is lossless. ffv1: null."""
     preset: str | None = None
-    """hevc: an x265 preset; null: ultrafast (x265's default, medium, takes 3x the CPU for 14-36 % smaller files).
-    Every preset is lossless. ffv1: null."""
+    """hevc: an x265 preset; null: ultrafast, with 64x64 coding units split no finer than 32x32 (x265's own
+    default, medium, takes 3-4x the CPU for smaller files). Every preset is lossless. ffv1: null."""
     fast_decode: int = 0
     """hevc: 1 or 2 adds x265's tune=fastdecode. ffv1: 0."""
     extra_options: Mapping[str, str] | None = None
@@ -323,8 +328,10 @@ class DepthEncoderConfig:
 
     # -- the encoder --------------------------------------------------------------------------------
 
-    def codec_options(self, encoder_threads: int | None = None) -> dict[str, str]:
-        """AVOptions for the encoder. `g` and no B-frames are set on the codec context (see `open_codec`)."""
+    def codec_options(self, encoder_threads: int | None = None, size: tuple[int, int] | None = None
+                      ) -> dict[str, str]:
+        """AVOptions for the encoder at `size` (width, height). `g` and no B-frames are set on the codec context
+        (see `open_codec`)."""
         opts: dict[str, str] = {}
         if self.quantized:
             params = [_X265_FIXED]
@@ -333,6 +340,8 @@ class DepthEncoderConfig:
             opts["preset"] = self.effective_preset
             if self.fast_decode:
                 opts["tune"] = "fastdecode"
+            if self.effective_preset == DEFAULT_PRESET and (size is None or min(size) >= 64):
+                params.append(_X265_FAST)  # x265 refuses a 64x64 unit in a picture less than 64 high or wide
             if encoder_threads is not None:
                 # x265's frame threads and wavefront pool, both held to the count asked for
                 params += [f"pools={encoder_threads}", f"frame-threads={min(encoder_threads, 16)}"]
@@ -362,7 +371,7 @@ class DepthEncoderConfig:
             codec.gop_size = self.g
         # x265's default structure holds frames back and emits them out of order: row k must be packet k.
         codec.max_b_frames = 0
-        codec.options = self.codec_options(encoder_threads)
+        codec.options = self.codec_options(encoder_threads, (width, height))
         codec.open()
         return codec
 
