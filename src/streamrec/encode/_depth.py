@@ -52,14 +52,14 @@ X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 """x265's presets, fastest first."""
 DEFAULT_PRESET = "ultrafast"
 """x265's fastest preset, where LeRobot leaves x265's own (medium). Every preset is lossless, so the codes stored
-are the same; medium makes files smaller (noisy synthetic depth 14 %, MuJoCo depth 2-3x) but costs three to four
-times the CPU: 101 and 30 ms per 640x480 frame on one core here, against 27 and 7 for ultrafast with `_X265_FAST`
+are the same; medium makes files smaller (noisy synthetic depth by 16 %, MuJoCo depth by 2.3x) for four times
+the CPU: 114 and 32 ms per 640x480 frame on one core here, against 29 and 8 for ultrafast with `_X265_FAST`
 (benchmarks/results/depth_roundtrip.json), where a frame at 30 fps has 33 ms."""
 _X265_FAST = "ctu=64:min-cu-size=32"
 """Added to ultrafast: 64x64 coding tree units split no finer than 32x32. Lossless coding of noisy depth spends
-its time searching the finer splits, which save little: on 640x480 frames here this took 27 instead of 40 ms per
-noisy synthetic frame for 4 % more bytes, and 7 instead of 10 ms per MuJoCo frame for 45 % more (34 instead of
-24 MB per camera-minute). Noisy depth, as real stereo sensors give, is the case that must keep up."""
+its time searching the finer splits, which save little: on 640x480 frames here this took 29 instead of 41 ms per
+noisy synthetic frame for 4 % more bytes, and 8 instead of 11 ms per MuJoCo frame for 42 % more (41 instead of
+29 MB per camera-minute). Noisy depth, as real stereo sensors give, is the case that must keep up."""
 LEROBOT_CRF = 30
 """LeRobot's crf for depth; x265 ignores it in lossless mode, it is only recorded in info.json."""
 
