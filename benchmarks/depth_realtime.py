@@ -1,7 +1,8 @@
 """Depth in real time: one colour and one depth camera at 640x480, 30 fps, fed by the paced capture loop,
 streamrec in both depth modes side by side with LeRobot 0.6.1 on the same frames.
 
-    .venv/bin/python benchmarks/depth_realtime.py [--seconds 10] [--episodes 2] [--out benchmarks/results]
+    .venv/bin/python benchmarks/depth_realtime.py [--seconds 10] [--episodes 2] [--scenes sim,synthetic]
+                                                  [--out benchmarks/results] [--name depth_realtime]
 
 Two scenes, each held in memory before anything is timed: the simulated ALOHA `top` camera (colour and MuJoCo
 depth of the same ticks, arms moving) and the synthetic cameras (the textured colour pattern, and a depth scene
@@ -139,6 +140,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=2)
     ap.add_argument("--scenes", default="sim,synthetic")
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--name", default="depth_realtime", help="results file name (without .json)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -177,7 +179,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     report["machine"]["loadavg_at_end"] = os.getloadavg()
     a.out.mkdir(parents=True, exist_ok=True)
-    path = a.out / "depth_realtime.json"
+    path = a.out / f"{a.name}.json"
     path.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     print(f"wrote {path}", file=sys.stderr)
