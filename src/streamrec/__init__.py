@@ -10,7 +10,7 @@ transcode's), `streamrec.bench`.
 from ._errors import ConfigError, DatasetError, EncoderRestarted, FrameError, StreamrecError, WorkerError
 from .bench import bench
 from .check import summarize, verify
-from .encode import EncoderConfig, QueueFullPolicy, probe
+from .encode import DepthEncoderConfig, EncoderConfig, QueueFullPolicy, probe
 from .fleet import merge, transcode, verify_many
 from .record import DatasetRecorder, repair
 
@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DatasetRecorder",
+    "DepthEncoderConfig",
     "EncoderConfig",
     "EncoderRestarted",
     "FrameError",

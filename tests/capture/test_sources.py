@@ -104,7 +104,7 @@ def test_bad_input() -> None:
     with pytest.raises(ConfigError, match=r"cameras\.top\.widht: .*did you mean 'width'"):
         camera_config("top", {"widht": 640})
     with pytest.raises(ConfigError, match=r"cameras\.top\.type = 'usb': must be one of \['footage', 'opencv', "
-                       r"'sim', 'synthetic'\]"):
+                       r"'realsense', 'sim', 'synthetic', 'synthetic_depth'\]"):
         camera_config("top", {"type": "usb"})
     with pytest.raises(ConfigError, match=r"cameras\.top: SyntheticCameraConfig\.width = 15: must be an even"):
         camera_config("top", {"width": 15})

@@ -139,6 +139,9 @@ class SimCameraConfig:
     shadows: bool = False
     """Render shadows. Off by default: with software OpenGL (no GPU) they make a render about 4x slower
     (640x480 here: 68 instead of 17 ms)."""
+    depth: bool = False
+    """Also record what the camera sees as depth (MuJoCo's depth buffer, uint16 mm; nothing within 10 m reads
+    0, no reading) as the depth camera <name>_depth."""
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
@@ -155,17 +158,90 @@ class SimCameraConfig:
                 raise bad(name, "must be an even integer >= 16 (the encoders need even sizes)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise bad("seed", "must be an integer >= 0")
-        if not isinstance(self.shadows, bool):
-            raise bad("shadows", "must be true or false")
+        for name in ("shadows", "depth"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be true or false")
+
+
+def _even_size(cls: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 16 or value % 2:
+        raise ConfigError(f"{cls}.{name} = {value!r}: must be an even integer >= 16 (the encoders need even sizes)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyntheticDepthCameraConfig:
+    """A generated depth camera (uint16 mm): a table and a wall seen from 1 m above, a box and a ball moving, with
+    a stereo sensor's noise (1 mm at 1 m, growing with the square of the distance) and holes (0, no reading).
+    The same for the same seed and frame; no hardware."""
+
+    type: ClassVar[str] = "synthetic_depth"
+    width: int = 640
+    """Image width in pixels (even, >= 16)."""
+    height: int = 480
+    """Image height in pixels (even, >= 16)."""
+    seed: int = 0
+    """Seed of the noise, the holes and the objects' paths."""
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            _even_size("SyntheticDepthCameraConfig", name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"SyntheticDepthCameraConfig.seed = {self.seed!r}: must be an integer >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RealSenseCameraConfig:
+    """An Intel RealSense (D400 series) through pyrealsense2: its colour stream as <name> and its depth (uint16
+    mm, aligned to the colour image) as the depth camera <name>_depth, from one device picked by serial number,
+    or played back from a recording made with the RealSense SDK. Needs `pip install 'streamrec[realsense]'`.
+    Untested on a real device: the tests play back a recording made with the SDK's software device."""
+
+    type: ClassVar[str] = "realsense"
+    serial_number: str | None = None
+    """The device's serial number (see `rs-enumerate-devices`); null takes the only one connected."""
+    playback: str | None = None
+    """A RealSense recording (.bag, or .db3 from librealsense 2.57 on) to play instead of a device; its own sizes
+    and rate apply."""
+    width: int = 640
+    """Image width in pixels of both streams (even, >= 16)."""
+    height: int = 480
+    """Image height in pixels of both streams (even, >= 16)."""
+    fps: int = 30
+    """Frame rate to ask the device for (6, 15, 30, 60 or 90 on a D400)."""
+    align: bool = True
+    """Align depth to the colour image (pixel (r, c) of both shows the same point); false: the depth sensor's
+    own view."""
+    real_time: bool = True
+    """Playback only: at the recording's pace (true), or every frame as fast as it is read (false)."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> ConfigError:
+            return ConfigError(f"RealSenseCameraConfig.{name} = {getattr(self, name)!r}: {rule}")
+
+        if self.serial_number is not None and (not isinstance(self.serial_number, str) or not self.serial_number):
+            raise bad("serial_number", "must be the device's serial number as a string (quoted in YAML), or null")
+        if self.playback is not None and (not isinstance(self.playback, str) or not self.playback):
+            raise bad("playback", "must be the path of a .bag or .db3 recording, or null")
+        if self.serial_number is not None and self.playback is not None:
+            raise bad("playback", "a camera is either a device (serial_number) or a recording (playback)")
+        for name in ("width", "height"):
+            _even_size("RealSenseCameraConfig", name, getattr(self, name))
+        if isinstance(self.fps, bool) or not isinstance(self.fps, int) or self.fps <= 0:
+            raise bad("fps", "must be an integer > 0 (6, 15, 30, 60 or 90 on a D400)")
+        for name in ("align", "real_time"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be true or false")
 
 
 def _positive_number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
-CameraConfig = SyntheticCameraConfig | FootageCameraConfig | OpenCVCameraConfig | SimCameraConfig
+CameraConfig = (SyntheticCameraConfig | FootageCameraConfig | OpenCVCameraConfig | SimCameraConfig
+                | SyntheticDepthCameraConfig | RealSenseCameraConfig)
 CONFIG_TYPES: dict[str, type] = {c.type: c for c in (SyntheticCameraConfig, FootageCameraConfig, OpenCVCameraConfig,
-                                                     SimCameraConfig)}
+                                                     SimCameraConfig, SyntheticDepthCameraConfig,
+                                                     RealSenseCameraConfig)}
 """Camera `type` -> its config class."""
 
 

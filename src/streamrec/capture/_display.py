@@ -164,6 +164,9 @@ class RerunSink:
         stream.set_time("frame_index", sequence=tick.frame_index)
         stream.set_time("capture_time", timestamp=tick.capture_time_s)
         for key, image in tick.images.items():
+            if image.dtype == np.uint16:  # a depth camera's millimetres, shown as depth (not compressed)
+                stream.log(key, rr.DepthImage(image.reshape(image.shape[:2]), meter=1000.0))
+                continue
             archetype = rr.Image(image)
             if self._jpeg_quality is not None:
                 archetype = archetype.compress(jpeg_quality=self._jpeg_quality)

@@ -15,7 +15,9 @@ import av
 import numpy as np
 
 from .._errors import DatasetError
+from ..dataset._depth import is_depth_info
 from ..dataset._reader import DatasetReader
+from ._depth import describe_depth
 from ._video import codec_id
 
 IMAGE_PREFIX = "observation.images."
@@ -44,6 +46,9 @@ class CameraSummary:
     """MB of video per minute recorded (MB = 2**20 bytes); None for an empty dataset."""
     dropped_frames: int | None
     """Frames dropped while recording, summed over episodes; None when the episodes do not record drops."""
+    depth: str | None = None
+    """A depth camera: how its depth is stored ("12-bit log codes 0.01-10 m (hevc gray12le lossless)", "exact
+    16-bit mm (ffv1 gray16le)"); None for a colour camera."""
 
     @property
     def name(self) -> str:
@@ -53,7 +58,7 @@ class CameraSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "codec": self.codec, "width": self.width, "height": self.height, "fps": self.fps,
                 "files": self.files, "size_bytes": self.size_bytes, "mb_per_minute": _round(self.mb_per_minute),
-                "dropped_frames": self.dropped_frames}
+                "dropped_frames": self.dropped_frames, "depth": self.depth}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,7 +179,8 @@ def _camera(reader: DatasetReader, key: str, duration_s: float | None) -> tuple[
     camera = CameraSummary(
         key=key, codec=codec, width=width, height=height, fps=stated.get("video.fps", reader.fps), files=len(mp4s),
         size_bytes=size, mb_per_minute=size / _MB / (duration_s / 60) if duration_s else None,
-        dropped_frames=sum(drops) if drops else None)
+        dropped_frames=sum(drops) if drops else None,
+        depth=describe_depth(stated) if is_depth_info(stated) else None)
     return camera, _stream_notes(camera, mp4s[0], reader.layout.rel(mp4s[0])) if mp4s else []
 
 

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dataset._depth import is_depth_info
 from ..dataset._layout import WORK_DIR
 from ..dataset._reader import DatasetReader, Episode, short_list
 from ..dataset._tables import as_matrix
+from ._depth import DepthScan, check_depth_video
 from ._report import EpisodeVideoCheck, VerifyReport
 from ._video import DecodedVideo, codec_id, decode, grid, seconds, unmatched
 
@@ -261,9 +263,12 @@ class _Checker:
             else:
                 self.error("video_file_missing", f"{name} does not exist; it holds episode(s) "
                            f"{short_list([ep.index for ep, _ in uses])} of {camera}", camera=camera, file=name)
+        # A depth camera's files are also checked against its info block as they are decoded (see _depth).
+        depth = {name: DepthScan() for name in present if is_depth_info(self._info_of(referenced[name][0][1]))}
         # Decoding dominates the run time, and PyAV releases the GIL while decoding.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="streamrec-verify") as pool:
-            for name, video in zip(present, pool.map(lambda n: decode(self.root / n, n), present), strict=True):
+            for name, video in zip(present, pool.map(lambda n: decode(self.root / n, n, depth.get(n)), present),
+                                   strict=True):
                 self.videos[name] = video
                 log.debug("%s: %d frame(s) decoded, time base %s%s", name, 0 if video.pts is None else len(video.pts),
                           video.time_base, f", error: {video.error}" if video.error else "")
@@ -273,6 +278,12 @@ class _Checker:
             camera = uses[0][1]
             if self._check_video_file(video, camera):
                 self._check_file_episodes(video, camera, [ep for ep, _ in uses])
+            if name in depth and video.opened:
+                check_depth_video(self.findings, name, camera, self._info_of(camera), video.codec_name, depth[name])
+
+    def _info_of(self, camera: str) -> dict | None:
+        info = self.features.get(camera, {}).get("info")
+        return info if isinstance(info, dict) else None
 
     def _check_video_file(self, video: DecodedVideo, camera: str) -> bool:
         """File-level checks; returns whether the frames are good enough for per-episode checks."""

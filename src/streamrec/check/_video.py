@@ -9,6 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ._depth import DepthScan
+
 
 @dataclass(slots=True)
 class DecodedVideo:
@@ -101,8 +103,10 @@ def _mp4_truncation(path: Path) -> str | None:
     return None
 
 
-def decode(path: Path, name: str) -> DecodedVideo:
-    """Demux and decode the file's first video stream once, to the end; never raises for bad files."""
+def decode(path: Path, name: str, depth: DepthScan | None = None) -> DecodedVideo:
+    """Demux and decode the file's first video stream once, to the end; never raises for bad files.
+
+    `depth`: a depth camera's file, whose packets and frames it also looks at (see `_depth`)."""
     video = DecodedVideo(path=name)
     try:
         video.truncated = _mp4_truncation(path)
@@ -126,10 +130,16 @@ def decode(path: Path, name: str) -> DecodedVideo:
         video.codec_id = stream.codec_context.codec.id
         video.codec_name = stream.codec_context.codec.name
         video.header_frames = stream.frames or 0
+        if depth is not None:
+            depth.stream(stream)
         pts: list[int] = []
         try:
             for packet in container.demux(stream):
+                if depth is not None:
+                    depth.packet(packet)
                 for frame in packet.decode():
+                    if depth is not None:
+                        depth.frame(frame)
                     if frame.pts is None:
                         video.missing_pts += 1
                     else:

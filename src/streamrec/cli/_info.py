@@ -52,10 +52,14 @@ def render(summary: DatasetSummary, console: Console) -> None:
                           ("MB", True), ("MB/min", True), ("Dropped", True)):
         _tables.column(cameras, header, right=right)
     for c in summary.cameras:
-        cameras.add_row(c.name, c.codec or "?", f"{c.width}x{c.height}", _text(c.fps), str(c.files),
+        codec = (c.codec or "?") + (" (depth)" if c.depth else "")
+        cameras.add_row(c.name, codec, f"{c.width}x{c.height}", _text(c.fps), str(c.files),
                         f"{c.size_bytes / _MB:.2f}", "-" if c.mb_per_minute is None else f"{c.mb_per_minute:.1f}",
                         Text(_text(c.dropped_frames), "yellow" if c.dropped_frames else ""))
     console.print(cameras)
+    for c in summary.cameras:
+        if c.depth:
+            console.print(f"Depth {c.name}: {c.depth}")
     duration = "-" if summary.duration_s is None else _duration(summary.duration_s)
     console.print(f"{summary.episodes} episode(s), {summary.frames} frames, {duration} at {_text(summary.fps)} fps; "
                   f"{summary.dropped_frames} frame(s) dropped; {summary.size_bytes / _MB:.2f} MB on disk")

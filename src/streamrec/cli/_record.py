@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamrec import ConfigError, DatasetRecorder, EncoderConfig, EncoderRestarted, StreamrecError
+from streamrec import (
+    ConfigError,
+    DatasetRecorder,
+    DepthEncoderConfig,
+    EncoderConfig,
+    EncoderRestarted,
+    StreamrecError,
+)
 from streamrec.capture import (
     CAMERA_TYPES,
     CameraConfig,
@@ -41,9 +48,11 @@ from streamrec.capture import (
     SourceError,
     SyntheticRobot,
     camera_config,
-    make_source,
+    camera_sources,
+    is_depth_source,
     sim_world,
 )
+from streamrec.capture._depth import check_source_names
 from streamrec.cli import _flags
 from streamrec.dataset._features import CAPTURE_TIME_SUFFIX
 from streamrec.record import RecordingOptions
@@ -151,6 +160,7 @@ class RecordConfig:
             raise ConfigError("RecordConfig.cameras: sim and footage cameras each bring their own robot state "
                               "(observation.state, action); record one kind at a time")
         sim_world(self.cameras, fps=1)  # sim cameras must agree on the simulation they share
+        check_source_names(self.cameras)  # a depth camera `<name>_depth` must not be another camera
 
 
 _LEROBOT = ("is a flag of lerobot-record, whose robots, teleoperators and datasets `streamrec lerobot-record` "
@@ -306,9 +316,9 @@ class Recording:
         try:
             world = sim_world(self.config.cameras, self.ds.fps)
             for name, cam in self.config.cameras.items():
-                source = make_source(name, cam, world=world)
-                source.open()
-                self.sources.append(source)
+                for source in camera_sources(name, cam, world=world):  # a depth camera may come with it
+                    source.open()
+                    self.sources.append(source)
                 if self.stop.signum is not None:
                     raise _Stopped
             footage = [s for s in self.sources if isinstance(s, FootageSource)]
@@ -325,6 +335,8 @@ class Recording:
             features: dict[str, dict[str, Any]] = {}
             for source, key, _ in self._keys:
                 features[key] = {"dtype": "video", "shape": list(source.shape)}
+                if is_depth_source(source):
+                    features[key]["info"] = {"is_depth_map": True}
             for _, _, time_key in self._keys:
                 features[time_key] = {"dtype": "float64", "shape": [1], "names": None}
             features.update(self.robot.features)
@@ -335,6 +347,8 @@ class Recording:
             if self.config.resume:
                 if ds.camera_encoder == EncoderConfig():  # left at its default: the dataset's settings
                     del options["camera_encoder"]
+                if ds.depth_encoder == DepthEncoderConfig():
+                    del options["depth_encoder"]
                 rec = DatasetRecorder.resume(ds.root, fps=ds.fps, features=features, robot_type=ds.robot_type,
                                              **options)
             else:

@@ -48,8 +48,11 @@ def say_encoding_need(rec: DatasetRecorder) -> None:
     (from `probe`'s figure, measured once per machine and camera size, then cached)."""
     config = rec.config
     try:
-        sizes = {f.name: (f.shape[0], f.shape[1]) for f in config.video_features}
-        encoders = {name: fit(config.camera_encoder, encoder)[0] for name, encoder in rec.encoders.items()}
+        # Colour cameras only: a depth camera's lossless codec has no probe figure (so the estimate
+        # is a floor when there are depth cameras).
+        colour = [f for f in config.video_features if not f.depth]
+        sizes = {f.name: (f.shape[0], f.shape[1]) for f in colour}
+        encoders = {f.name: fit(config.camera_encoder, rec.encoders[f.name])[0] for f in colour}
         notice = encoding_notice(sizes, config.fps, encoders, config.encoder_threads,
                                  config.adapt_on_overload and config.streaming_encoding,
                                  QueueFullPolicy(config.queue_full_policy).value)

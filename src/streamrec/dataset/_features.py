@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError
+from ._depth import is_depth_info
 
 CAPTURE_TIME_SUFFIX = ".capture_time"
 """`<camera key><suffix>` (float64, seconds since the epoch) holds when each frame was captured."""
@@ -31,6 +32,8 @@ class Feature:
     dtype: str
     shape: tuple[int, ...]
     names: Any = None
+    depth: bool = False
+    """A depth camera: a video feature of shape (H, W, 1), marked `"info": {"is_depth_map": true}`."""
 
     @property
     def is_video(self) -> bool:
@@ -57,9 +60,19 @@ def parse_features(features: Mapping[str, Mapping[str, Any]]) -> tuple[Feature, 
         dtype, shape = spec["dtype"], spec["shape"]
         if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and d > 0 for d in shape):
             raise ConfigError(f"{where}['shape'] = {shape!r}: must be a list of positive integers")
-        if dtype == "video":
+        depth = dtype == "video" and is_depth_info(spec.get("info"))
+        if depth:
+            if len(shape) != 3 or shape[2] != 1:
+                raise ConfigError(f"{where}['shape'] = {list(shape)}: a depth feature (info.is_depth_map) is "
+                                  "[height, width, 1]")
+            if shape[0] % 2 or shape[1] % 2:
+                raise ConfigError(f"{where}['shape'] = {list(shape)}: height and width must be even")
+            names = spec.get("names") or ["height", "width", "channels"]
+        elif dtype == "video":
             if len(shape) != 3 or shape[2] != 3:
-                raise ConfigError(f"{where}['shape'] = {list(shape)}: a video feature is [height, width, 3]")
+                hint = "; a depth camera is [height, width, 1] with 'info': {'is_depth_map': True}" \
+                    if len(shape) == 3 and shape[2] == 1 else ""
+                raise ConfigError(f"{where}['shape'] = {list(shape)}: a video feature is [height, width, 3]{hint}")
             if shape[0] % 2 or shape[1] % 2:
                 raise ConfigError(f"{where}['shape'] = {list(shape)}: height and width must be even")
             names = spec.get("names") or ["height", "width", "channels"]
@@ -81,5 +94,5 @@ def parse_features(features: Mapping[str, Mapping[str, Any]]) -> tuple[Feature, 
                 raise ConfigError(f"{where}['shape'] = {list(shape)}: only scalars ([1]) and vectors ([D]) "
                                   "are supported")
             names = spec.get("names")
-        out.append(Feature(name, dtype, tuple(shape), names))
+        out.append(Feature(name, dtype, tuple(shape), names, depth))
     return tuple(out)

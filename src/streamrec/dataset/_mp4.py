@@ -100,6 +100,7 @@ class VideoFile:
         self._container = av.open(str(path), "w", format="mp4", options=options)
         self._stream = self._container.add_mux_stream(codec, rate=fps, width=width, height=height)
         self._stream.time_base = self._time_base
+        self._quiet_header = codec == "ffv1"
 
     def append(self, spool: PacketSpool) -> int:
         """Copy the spooled episode to the end of the file; returns its first frame's index."""
@@ -144,7 +145,14 @@ class VideoFile:
             packet.time_base = self._time_base
             packet.is_keyframe = key
             packet.stream = self._stream
-            self._container.mux(packet)
+            if self._quiet_header:
+                # The MP4 muxer offers an FFV1 stream (a depth camera's exact mode) to a bitstream filter that
+                # takes no FFV1 and says so at error level, once, when the header is written; the file is right.
+                with av.logging.Capture():
+                    self._container.mux(packet)
+                self._quiet_header = False
+            else:
+                self._container.mux(packet)
 
     def close(self) -> None:
         self._container.close()

@@ -217,7 +217,7 @@ class DatasetReader:
         """
         user = {name: spec for name, spec in self.features.items() if name not in DEFAULT_FEATURES}
         try:
-            return parse_features({name: {k: spec[k] for k in ("dtype", "shape", "names") if k in spec}
+            return parse_features({name: {k: spec[k] for k in ("dtype", "shape", "names", "info") if k in spec}
                                    for name, spec in user.items()})
         except ValueError as e:
             raise DatasetError(f"{self.root}: its features cannot be recorded by streamrec: {e}") from e

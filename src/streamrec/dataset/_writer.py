@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._errors import DatasetError
+from ._depth import depth_feature_info
 from ._durable import write_json_atomic, write_parquet_atomic
 from ._features import DEFAULT_FEATURES, Feature
 from ._journal import EpisodeJournal, SavedEpisode
@@ -31,6 +32,7 @@ from ._tables import conform, data_schema, episodes_table, stats_to_json, write_
 
 if TYPE_CHECKING:
     from ..encode._config import EncoderConfig
+    from ..encode._depth import DepthEncoderConfig
     from ..encode._messages import VideoEpisode
     from ..record._config import RecorderConfig
 
@@ -57,6 +59,8 @@ class ExistingDataset:
     """The MP4s, per camera, that the saved episodes use."""
     data_schema: pa.Schema | None
     episodes_schema: pa.Schema | None
+    depth_encoder: DepthEncoderConfig | None = None
+    """How its depth cameras are stored (from their info blocks); None without depth cameras."""
 
 
 def video_info(fps: int, height: int, width: int, encoder: EncoderConfig,
@@ -308,7 +312,10 @@ class DatasetWriter:
         features: dict[str, Any] = {}
         for f in config.features:
             features[f.name] = f.to_json()
-            if f.is_video:
+            if f.depth:  # LeRobot's depth block (see _depth)
+                features[f.name]["info"] = depth_feature_info(encoders[f.name], height=f.shape[0], width=f.shape[1],
+                                                              fps=config.fps)
+            elif f.is_video:
                 features[f.name]["info"] = video_info(config.fps, f.shape[0], f.shape[1], encoders[f.name],
                                                       (file_codecs or {}).get(f.name))
         features.update(DEFAULT_FEATURES)

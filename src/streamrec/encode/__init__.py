@@ -6,8 +6,10 @@ camera moving to another encoder (`EncoderFallback`) or a faster setting (`Adapt
 
 from ._adapt import Adaptation
 from ._config import EncoderConfig
+from ._depth import DepthEncoderConfig
 from ._fallback import EncoderFallback
 from ._probe import EncoderProbe, ProbeReport, probe
 from ._queue import QueueFullPolicy
 
-__all__ = ["Adaptation", "EncoderConfig", "EncoderFallback", "EncoderProbe", "ProbeReport", "QueueFullPolicy", "probe"]
+__all__ = ["Adaptation", "DepthEncoderConfig", "EncoderConfig", "EncoderFallback", "EncoderProbe", "ProbeReport",
+           "QueueFullPolicy", "probe"]

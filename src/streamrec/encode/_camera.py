@@ -35,6 +35,7 @@ from ._adapt import (
 )
 from ._codecs import faster_encoder, faster_encoders
 from ._config import EncoderConfig
+from ._depth import DepthEncoderConfig, DepthFrames
 from ._fallback import EncoderFallback, EpisodeCodec
 from ._messages import EncoderSpec, VideoEpisode
 from ._spill import read_spilled
@@ -77,11 +78,15 @@ class CameraEncoder:
         """Reported with the next saved episode."""
         self._fastest = False
         """No faster setting is left (adaptive overload stops looking)."""
-        self._cpu_check = CpuCheck(spec.fps, spec.cpu_share, spec.queue_size) if spec.adapt and spec.cpu_share else None
+        # Depth keeps to its lossless ladder of x265 presets (`DepthEncoderConfig.faster`), on the queue's mark.
+        self._cpu_check = CpuCheck(spec.fps, spec.cpu_share, spec.queue_size) \
+            if spec.adapt and spec.cpu_share and not spec.depth else None
         self._codec_episodes = 0
         """Episodes opened by this process (the CPU check runs in the first)."""
         self._recent: deque[av.VideoFrame] = deque(maxlen=TRIAL_FRAMES)
         """The latest frames, while the CPU check is pending: what candidate settings are tried on."""
+        self._depth = DepthFrames(spec.encoder) if spec.depth else None
+        """A depth camera's PNGs become its encoder's frames through this (PNG path)."""
 
     def open_episode(self, threads: int | None = None) -> None:
         """`threads`: codec threads for this episode (default: `encoder_threads`)."""
@@ -144,7 +149,8 @@ class CameraEncoder:
                 return
         if self._watch.above_s >= NEXT_EPISODE_AFTER_S and self._next_encoder is None and not self._fastest:
             now = self._chain[0]
-            faster = faster_encoder(now)
+            # a depth camera only takes a faster x265 preset: still lossless, the same codes (see _depth)
+            faster = now.faster() if isinstance(now, DepthEncoderConfig) else faster_encoder(now)
             if faster is None:
                 self._fastest = True
                 return
@@ -240,7 +246,7 @@ class CameraEncoder:
             self.pre_encoded = None
             t0 = time.perf_counter()
             try:
-                for slot, frame in read_spilled(folder, self._next_slot):
+                for slot, frame in read_spilled(folder, self._next_slot, self._depth):
                     if slot >= frames:
                         raise WorkerError(f"{folder}: frame {slot} is beyond the episode's {frames} rows")
                     self.encode_slot(slot, frame)

@@ -24,9 +24,11 @@ import av
 
 from .._errors import WorkerError
 from .._platform import name_thread
+from ..dataset._depth import DepthStatsSampler
 from ..dataset._layout import Layout
 from ..dataset._stats import ImageStatsSampler
 from ._camera import CameraEncoder
+from ._depth import DepthFrames
 from ._idle import IdleEncoder, SaveThread
 from ._messages import (
     Close,
@@ -57,7 +59,8 @@ def main(argv: list[str]) -> None:
     # FFmpeg's errors go to stderr and into the exceptions PyAV raises (so into WorkerError);
     # STREAMREC_FFMPEG_LOG=verbose shows more when debugging an encoder.
     av.logging.set_level(getattr(av.logging, os.environ.get("STREAMREC_FFMPEG_LOG", "error").upper()))
-    queue = FrameQueueReader(ReaderHandle(tuple(fds["shape"]), fds["buffers"], fds["memory_fd"], fds["pipe_fd"]))
+    queue = FrameQueueReader(ReaderHandle(tuple(fds["shape"]), fds["buffers"], fds["memory_fd"], fds["pipe_fd"],
+                                          fds.get("dtype", "uint8")))
     replies = Connection(fds["replies_fd"], readable=False)
     spec: EncoderSpec = queue.get()
     name_thread(f"sr-{spec.camera.rsplit('.', 1)[-1]}")
@@ -96,14 +99,15 @@ class _EncoderProcess:
         self.replies = _LockedConnection(replies)  # the idle encoder's thread may report too
         # Liveness goes through the queue's header, where the recorder looks while it waits.
         self.encoder = CameraEncoder(spec, busy=queue.beat, progress=queue.report_progress)
+        self.depth = DepthFrames(spec.encoder) if spec.depth else None
         self.spill = None if spec.streaming else ImageSpill(Layout(spec.root), spec.camera, spec.width,
-                                                               spec.height, spec.fps)
+                                                               spec.height, spec.fps, self.depth)
         # In memory up to a second of frames (at most 64 MB: 10 frames at 1920x1080); beyond that,
         # up to an hour of slots to read back from their PNGs.
         in_memory = max(2, min(spec.fps, 64 * 2**20 // (spec.width * spec.height * 3)))
         self.idle = IdleEncoder(self.encoder, self.spill, in_memory, spec.fps * 3600) \
             if self.spill is not None and spec.pre_encode else None
-        self.sampler = ImageStatsSampler(spec.fps // 10)
+        self.sampler = self._new_sampler()
         self.failure: str | None = None
         """The formatted exception that stopped this process from encoding, if any."""
 
@@ -129,7 +133,8 @@ class _EncoderProcess:
                 self.sampler.maybe_add(slot, array)
                 if self.spill is None:
                     # from_ndarray copies, so the buffer can go back to the queue
-                    self.encoder.encode_slot(slot, av.VideoFrame.from_ndarray(array, format="rgb24"))
+                    self.encoder.encode_slot(slot, av.VideoFrame.from_ndarray(array, format="rgb24")
+                                             if self.depth is None else self.depth.to_frame(array))
                     if self.spec.adapt:
                         self.encoder.watch_queue(self.queue.depth() - 1)  # less this frame, released below
                 else:
@@ -183,8 +188,12 @@ class _EncoderProcess:
         if self.spill is not None:
             self.spill.discard()
 
+    def _new_sampler(self) -> ImageStatsSampler | DepthStatsSampler:
+        stride = self.spec.fps // 10
+        return ImageStatsSampler(stride) if self.depth is None else DepthStatsSampler(stride)
+
     def _next_episode(self) -> None:
-        self.sampler = ImageStatsSampler(self.spec.fps // 10)
+        self.sampler = self._new_sampler()
         if self.spill is None:
             self.encoder.open_episode()  # streaming: the next frame is encoded as it arrives
 

@@ -33,6 +33,7 @@ import av
 from .._errors import WorkerError
 from ._codecs import error_text, open_codec, open_decoder
 from ._config import EncoderConfig
+from ._depth import DepthEncoderConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,10 @@ class EpisodeCodec:
         # the first one usually says what is missing ("Could not find a valid device").
         with av.logging.Capture() as logs:
             try:
-                return open_codec(self._chain[0], *self._geometry)
+                config = self._chain[0]
+                if isinstance(config, DepthEncoderConfig):  # a depth camera's codec (see _depth)
+                    return config.open_codec(*self._geometry)
+                return open_codec(config, *self._geometry)
             except av.FFmpegError as e:
                 raise _OpenError(error_text(e, logs)) from e
 

@@ -80,7 +80,7 @@ class IdleEncoder:
             try:
                 if self._error is None and not self._cancel:
                     if frame is None:
-                        frame = read_png(self._spill.open_frame_path(slot), png)
+                        frame = read_png(self._spill.open_frame_path(slot), png, self._spill.depth)
                     if self._encoder.open_slots == 0:  # the episode's first frame (pre_encoded needs one)
                         self._encoder.abort_episode()
                         self._encoder.open_episode()

@@ -25,6 +25,7 @@ from ..dataset._layout import FileIndex
 from ..dataset._stats import Stats
 from ._adapt import Adaptation
 from ._config import EncoderConfig
+from ._depth import DepthEncoderConfig
 from ._fallback import EncoderFallback
 
 
@@ -36,7 +37,8 @@ class EncoderSpec:
     height: int
     width: int
     fps: int
-    encoder: EncoderConfig
+    encoder: EncoderConfig | DepthEncoderConfig
+    """A depth camera's is a DepthEncoderConfig: its frames are uint16 millimetres (see `_depth`)."""
     encoder_threads: int | None
     root: Path
     start_at: FileIndex
@@ -63,6 +65,19 @@ class EncoderSpec:
     """Cameras encoding at once (how many threads the camera may have, see `_adapt.fewer_threads`)."""
     cpu_share: float | None = None
     """With `adapt`: CPUs this camera's encoder may use (`_budget.camera_shares`), checked in its first episode."""
+
+    @property
+    def depth(self) -> bool:
+        return isinstance(self.encoder, DepthEncoderConfig)
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """Of a queued frame: (H, W, 3) RGB, or (H, W, 1) depth."""
+        return (self.height, self.width, 1 if self.depth else 3)
+
+    @property
+    def frame_dtype(self) -> str:
+        return "uint16" if self.depth else "uint8"
 
 
 # -- recorder -> encoder process --------------------------------------------------------------

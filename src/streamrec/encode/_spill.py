@@ -30,6 +30,7 @@ import numpy as np
 from .._errors import WorkerError
 from ..dataset._durable import fsync_dir
 from ..dataset._layout import Layout
+from ._depth import DepthFrames, DepthStreamError
 
 PNG_COMPRESSION_LEVEL = 1
 """zlib level: level 1 writes a 640x480 frame in ~3.5 ms here; higher levels save little on
@@ -43,8 +44,11 @@ def _frame_name(slot: int) -> str:
 class ImageSpill:
     """Writes the open episode's frames of one camera as PNG files."""
 
-    def __init__(self, layout: Layout, camera: str, width: int, height: int, fps: int) -> None:
+    def __init__(self, layout: Layout, camera: str, width: int, height: int, fps: int,
+                 depth: DepthFrames | None = None) -> None:
+        """`depth`: a depth camera's frames (16-bit PNGs of millimetres, see `_depth`); None for RGB."""
         self._layout = layout
+        self.depth = depth
         self._camera = camera
         self._open = layout.open_images(camera)
         self._width = width
@@ -61,7 +65,8 @@ class ImageSpill:
         # A still-image encoder holds no state between frames, so one context serves the episode.
         if self.frames == 0:
             self._codec = self._new_codec()
-        frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+        depth = self.depth
+        frame = av.VideoFrame.from_ndarray(array, format="rgb24") if depth is None else depth.png_frame(array)
         frame.pts = slot
         packets = self._codec.encode(frame)
         if len(packets) != 1:
@@ -69,7 +74,7 @@ class ImageSpill:
         with open(self._open / _frame_name(slot), "wb") as f:
             f.write(bytes(packets[0]))
         self.frames += 1
-        return frame
+        return frame if depth is None else depth.to_frame(array)
 
     def open_frame_path(self, slot: int) -> Path:
         """Where the open episode's PNG of `slot` is (once written)."""
@@ -98,6 +103,8 @@ class ImageSpill:
         self.frames = 0
 
     def _new_codec(self) -> av.CodecContext:
+        if self.depth is not None:
+            return self.depth.png_codec(self._width, self._height, self._fps, PNG_COMPRESSION_LEVEL)
         codec = av.CodecContext.create("png", "w")
         codec.width = self._width
         codec.height = self._height
@@ -110,17 +117,20 @@ class ImageSpill:
         return codec
 
 
-def read_spilled(folder: Path, first_slot: int = 0) -> Iterator[tuple[int, av.VideoFrame]]:
-    """The PNGs of one saved episode as (slot, rgb24 frame), in slot order, from `first_slot`."""
+def read_spilled(folder: Path, first_slot: int = 0, depth: DepthFrames | None = None
+                 ) -> Iterator[tuple[int, av.VideoFrame]]:
+    """The PNGs of one saved episode as (slot, rgb24 frame), in slot order, from `first_slot`; a depth
+    camera's as the frames its encoder takes."""
     decoder = av.CodecContext.create("png", "r")
     for path in sorted(folder.glob("frame-*.png")):
         slot = int(path.stem.split("-")[1])
         if slot >= first_slot:
-            yield slot, read_png(path, decoder)
+            yield slot, read_png(path, decoder, depth)
 
 
-def read_png(path: Path, decoder: av.CodecContext) -> av.VideoFrame:
-    """One PNG as an rgb24 frame, through `decoder` (a PNG decoding context)."""
+def read_png(path: Path, decoder: av.CodecContext, depth: DepthFrames | None = None) -> av.VideoFrame:
+    """One PNG as an rgb24 frame, through `decoder` (a PNG decoding context); a depth camera's 16-bit PNG
+    as the frame its encoder takes."""
     packet = av.Packet(path.read_bytes())
     # Without the key flag FFmpeg's PNG decoder takes a packet as a change to the previous
     # picture (its inter-frame mode) and returns a mix of the two.
@@ -129,6 +139,11 @@ def read_png(path: Path, decoder: av.CodecContext) -> av.VideoFrame:
     if len(frames) != 1:
         raise WorkerError(f"{path}: not a readable PNG ({len(frames)} frames decoded)")
     frame = frames[0]
+    if depth is not None:
+        try:
+            return depth.from_png(frame)
+        except DepthStreamError as e:
+            raise WorkerError(f"{path}: {e}") from e
     if frame.format.name != "rgb24":
         frame = frame.reformat(format="rgb24")
     # As a camera's array arrives in the streaming path (`VideoFrame.from_ndarray`). The decoder

@@ -80,7 +80,7 @@ class EncoderWorker:
 
     def __init__(self, spec: EncoderSpec, policy: QueueFullPolicy, timeout_s: float) -> None:
         self.camera = spec.camera
-        self.queue = FrameQueue(self.camera, (spec.height, spec.width, 3), spec.queue_size, policy)
+        self.queue = FrameQueue(self.camera, spec.frame_shape, spec.queue_size, policy, spec.frame_dtype)
         self._spec = spec
         self._timeout_s = timeout_s
         self._process: subprocess.Popen | None = None
@@ -97,7 +97,7 @@ class EncoderWorker:
         # `dataset` only names the process's dataset in `ps`, for `repair` to find orphans.
         fds = {"dataset": str(self._spec.root.resolve()), "shape": list(handle.shape), "buffers": handle.buffers,
                "memory_fd": handle.memory_fd,
-               "pipe_fd": handle.pipe_fd, "replies_fd": replies_write}
+               "pipe_fd": handle.pipe_fd, "replies_fd": replies_write, "dtype": handle.dtype}
         package_root = str(Path(__file__).resolve().parents[2])  # so the child imports this very streamrec
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         try:

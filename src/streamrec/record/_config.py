@@ -19,6 +19,7 @@ from typing import Any
 from .._errors import ConfigError
 from ..dataset._features import Feature
 from ..encode._config import EncoderConfig
+from ..encode._depth import DepthEncoderConfig
 from ..encode._queue import QueueFullPolicy
 
 
@@ -31,6 +32,9 @@ class RecordingOptions:
     capture never competes with the video encoder; saving waits for it)."""
     camera_encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """Encoder settings of every camera."""
+    depth_encoder: DepthEncoderConfig = field(default_factory=DepthEncoderConfig)
+    """How depth cameras (video features with info.is_depth_map) are stored: hevc, LeRobot's 12-bit codes, or
+    ffv1, exact 16-bit millimetres that LeRobot 0.6.1 cannot read."""
     encoder_threads: int | None = None
     """Threads per camera encoder; None (null) lets the codec decide."""
     encoder_queue_maxsize: int = 30
@@ -68,6 +72,8 @@ class RecordingOptions:
                       "encode at save_episode)")
         if not isinstance(self.camera_encoder, EncoderConfig):
             raise bad("camera_encoder", "must be an EncoderConfig, e.g. EncoderConfig(vcodec='h264')")
+        if not isinstance(self.depth_encoder, DepthEncoderConfig):
+            raise bad("depth_encoder", "must be a DepthEncoderConfig, e.g. DepthEncoderConfig(vcodec='ffv1')")
         if self.encoder_threads is not None and (isinstance(self.encoder_threads, bool)
                                                  or not isinstance(self.encoder_threads, int)
                                                  or self.encoder_threads < 1):

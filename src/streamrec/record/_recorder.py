@@ -39,6 +39,14 @@ _CREATE_SETTINGS = (*OPTION_NAMES, "robot_type", "video_files_size_in_mb", "data
 _RESUME_SETTINGS = (*OPTION_NAMES, "fps", "features", "robot_type")
 
 
+def _warn_if_exact_depth(config: RecorderConfig) -> None:
+    depth = [f.name for f in config.video_features if f.depth]
+    if depth and not config.depth_encoder.quantized:
+        log.warning("depth camera(s) %s are stored exactly (DepthEncoderConfig(vcodec='ffv1'), gray16le): "
+                    "LeRobot 0.6.1 cannot load this dataset (it accepts only its 12-bit hevc depth); streamrec "
+                    "verify and info read it", depth)
+
+
 class DatasetRecorder:
     """Records episodes into a LeRobot v3.0 dataset, encoding video while frames arrive.
 
@@ -71,12 +79,14 @@ class DatasetRecorder:
             root: Dataset folder; must not exist yet or be empty.
             fps: Frame rate of cameras and rows.
             features: name -> {"dtype", "shape", "names"}; cameras have dtype "video" and shape
-                [height, width, 3].
+                [height, width, 3]; depth cameras shape [height, width, 1] and "info": {"is_depth_map": True}
+                (their frames: uint16 millimetres, or float32 metres).
             **settings: Any field of `streamrec.record.RecorderConfig` but root, fps and features, each
                 documented there with its default: `robot_type`, `streaming_encoding`, `camera_encoder`
-                (an `EncoderConfig`), `encoder_threads`, `encoder_queue_maxsize`, `queue_full_policy`
-                ("drop" or "block"), `adapt_on_overload`, `batch_encoding_size`, `encoder_timeout_s`,
-                `encoder_nice`, `video_files_size_in_mb`, `data_files_size_in_mb`, `chunks_size`.
+                (an `EncoderConfig`), `depth_encoder` (a `DepthEncoderConfig`), `encoder_threads`,
+                `encoder_queue_maxsize`, `queue_full_policy` ("drop" or "block"), `adapt_on_overload`,
+                `batch_encoding_size`, `encoder_timeout_s`, `encoder_nice`, `video_files_size_in_mb`,
+                `data_files_size_in_mb`, `chunks_size`.
 
         Raises:
             ConfigError: a setting is unknown or invalid (the message names it).
@@ -85,6 +95,7 @@ class DatasetRecorder:
         """
         check_settings(settings, _CREATE_SETTINGS, "DatasetRecorder.create()")
         config = RecorderConfig(root=Path(root), fps=fps, features=parse_features(features), **settings)
+        _warn_if_exact_depth(config)
         root = config.root
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise DatasetError(f"{root} is not empty; DatasetRecorder.create needs a new or empty folder")
@@ -116,7 +127,8 @@ class DatasetRecorder:
         New episodes continue the dataset's episode and frame indices, tasks and file numbering;
         they go to new data, episodes and video files, so no existing file is rewritten except
         info.json, tasks.parquet and stats.json at finalize(). `fps`, `features`, `robot_type` and
-        `camera_encoder` are taken from the dataset when not given; when given they must match it.
+        `camera_encoder` and `depth_encoder` are taken from the dataset when not given; when given they
+        must match it. A depth dataset written by LeRobot 0.6.1 is resumed in its 12-bit format.
         File size limits and chunks_size come from the dataset. The other settings are as for
         `create`.
 
@@ -130,14 +142,18 @@ class DatasetRecorder:
         root = Path(root)
         existing = read_existing(root)
         check_matches(existing, fps=settings.pop("fps", None), features=settings.pop("features", None),
-                      camera_encoder=settings.get("camera_encoder"), robot_type=settings.pop("robot_type", None))
+                      camera_encoder=settings.get("camera_encoder"), robot_type=settings.pop("robot_type", None),
+                      depth_encoder=settings.get("depth_encoder"))
         info = existing.info
         settings.setdefault("camera_encoder", existing.camera_encoder)
+        if existing.depth_encoder is not None:
+            settings.setdefault("depth_encoder", existing.depth_encoder)
         config = RecorderConfig(
             root=root, fps=info["fps"], features=existing.features, robot_type=info.get("robot_type"),
             video_files_size_in_mb=info.get("video_files_size_in_mb", 200.0),
             data_files_size_in_mb=info.get("data_files_size_in_mb", 100.0), chunks_size=info.get("chunks_size", 1000),
             **settings)
+        _warn_if_exact_depth(config)
         rec = cls(config)
         rec._lock = WorkLock(rec._layout, "DatasetRecorder.resume")
         try:

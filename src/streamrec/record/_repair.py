@@ -135,10 +135,12 @@ def _repair(root: Path, layout: Layout, report: RepairReport, progress: Progress
     config = RecorderConfig(
         root=root, fps=base.info["fps"], features=base.features, robot_type=base.info.get("robot_type"),
         streaming_encoding=not pending, camera_encoder=base.camera_encoder,
+        **({"depth_encoder": base.depth_encoder} if base.depth_encoder is not None else {}),
         queue_full_policy=QueueFullPolicy.BLOCK, chunks_size=base.info.get("chunks_size", 1000),
         video_files_size_in_mb=base.info.get("video_files_size_in_mb", 200.0),
         data_files_size_in_mb=base.info.get("data_files_size_in_mb", 100.0))
-    writer = DatasetWriter(config, {camera: base.camera_encoder for camera in cameras}, base)
+    writer = DatasetWriter(config, {f.name: base.depth_encoder if f.depth else base.camera_encoder
+                                    for f in base.features if f.is_video}, base)
     writer.take_over(metas, pending, open_at)
     if pending:
         encoders = EncoderSupervisor(config)
@@ -212,7 +214,8 @@ def _repair_camera(layout: Layout, camera: str, base: ExistingDataset, metas: li
         # Spools are deleted once their MP4 is closed: all of them there means it was still open.
         if all(layout.spool(camera, e).exists() for e in episodes):
             note = layout.codec_note(camera, at)  # absent only if written by an older streamrec
-            codec = note.read_text().strip() if note.exists() else base.camera_encoder.stream_codec
+            made_by = base.depth_encoder if camera in _depth_cameras(base) else base.camera_encoder
+            codec = note.read_text().strip() if note.exists() else made_by.stream_codec
             rebuild_video_file(layout, camera, at, episodes, codec, base.info["fps"], width, height)
             report.videos_rebuilt.append(path)
         elif not _readable(path):
@@ -225,6 +228,10 @@ def _repair_camera(layout: Layout, camera: str, base: ExistingDataset, metas: li
             report.removed.append(f"{path.relative_to(layout.root)} (no saved episode in it)")
     last = max(used, key=lambda a: (a.chunk, a.file), default=None)
     return FileIndex() if last is None else last.next(base.info.get("chunks_size", 1000))
+
+
+def _depth_cameras(base: ExistingDataset) -> set[str]:
+    return {f.name for f in base.features if f.depth}
 
 
 def _readable(path: Path) -> bool:

@@ -13,13 +13,15 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._errors import DatasetError
+from .._errors import ConfigError, DatasetError
+from ..dataset._depth import depth_config_from_info
 from ..dataset._features import DEFAULT_FEATURES, parse_features
 from ..dataset._layout import CODEBASE_VERSION, WORK_DIR
 from ..dataset._lock import WorkLock
 from ..dataset._reader import DatasetReader
 from ..dataset._writer import ExistingDataset
 from ..encode._config import EncoderConfig
+from ..encode._depth import DepthEncoderConfig
 
 _ENCODER_FOR_STREAM = {"av1": "libsvtav1", "h264": "libx264", "hevc": "libx265"}
 
@@ -46,6 +48,7 @@ def read_existing(root: Path, *, repairing: bool = False, leave_out: Collection[
                            f"{CODEBASE_VERSION!r} datasets only")
     features = reader.user_features()
     cameras = [f.name for f in features if f.is_video]
+    depth_cameras = [f.name for f in features if f.depth]
     episodes = reader.episodes
     # A dataset whose first session never finalized has no tasks file yet (repair).
     tasks = reader.tasks if layout.tasks.exists() or episodes else []
@@ -61,7 +64,9 @@ def read_existing(root: Path, *, repairing: bool = False, leave_out: Collection[
     episode_stats = reader.episode_stats(stat_names)
     stats_json = None if episode_stats else reader.stats()
     return ExistingDataset(
-        info=info, features=features, camera_encoder=encoder_from_info(root, reader.features, cameras),
+        info=info, features=features,
+        camera_encoder=encoder_from_info(root, reader.features, [c for c in cameras if c not in depth_cameras]),
+        depth_encoder=depth_encoder_from_info(root, reader.features, depth_cameras),
         tasks={task: i for i, task in enumerate(tasks or [])},
         total_episodes=total_episodes, total_frames=episodes[-1].dataset_to_index if episodes else 0,
         episode_stats=episode_stats or [], stats_json=stats_json,
@@ -72,7 +77,8 @@ def read_existing(root: Path, *, repairing: bool = False, leave_out: Collection[
 
 
 def check_matches(existing: ExistingDataset, *, fps: int | None, features: Mapping[str, Mapping[str, Any]] | None,
-                  camera_encoder: EncoderConfig | None, robot_type: str | None) -> None:
+                  camera_encoder: EncoderConfig | None, robot_type: str | None,
+                  depth_encoder: DepthEncoderConfig | None = None) -> None:
     """Raise DatasetError naming the first setting given that differs from the dataset's."""
     info = existing.info
     if fps is not None and fps != info["fps"]:
@@ -91,6 +97,13 @@ def check_matches(existing: ExistingDataset, *, fps: int | None, features: Mappi
             if (f.dtype, f.shape) != (old.dtype, old.shape):
                 raise DatasetError(f"resume: feature {name!r} is dtype {f.dtype} shape {list(f.shape)} here, but "
                                    f"dtype {old.dtype} shape {list(old.shape)} in the dataset")
+            if f.depth != old.depth:
+                raise DatasetError(f"resume: feature {name!r} is {'' if f.depth else 'not '}a depth map here "
+                                   f"(info.is_depth_map), but {'is' if old.depth else 'is not'} in the dataset")
+    if depth_encoder is not None and existing.depth_encoder is not None:
+        for name, mine, theirs in depth_encoder.same_stream(existing.depth_encoder):
+            raise DatasetError(f"resume: depth_encoder {name} = {mine!r}, but the dataset's depth videos have "
+                               f"{theirs!r}; leave depth_encoder out to use the dataset's settings")
     if camera_encoder is not None:
         old = existing.camera_encoder
         pairs = {"codec (video.codec)": (camera_encoder.stream_codec, old.stream_codec),
@@ -102,6 +115,24 @@ def check_matches(existing: ExistingDataset, *, fps: int | None, features: Mappi
             if theirs is not None and mine != theirs:
                 raise DatasetError(f"resume: camera_encoder {name} = {mine!r}, but the dataset's videos have "
                                    f"{theirs!r}; leave camera_encoder out to use the dataset's settings")
+
+
+def depth_encoder_from_info(root: Path, features: Mapping[str, Any], cameras: list[str]) -> DepthEncoderConfig | None:
+    """How the dataset's depth cameras are stored, from their info blocks (LeRobot's or streamrec's); None
+    without depth cameras."""
+    if not cameras:
+        return None
+    configs = []
+    for c in cameras:
+        try:
+            configs.append(depth_config_from_info(features[c].get("info") or {}))
+        except ConfigError as e:
+            raise DatasetError(f"{root}: depth camera {c!r} is stored in a way streamrec cannot write: {e}") from e
+    for c, config in zip(cameras[1:], configs[1:]):
+        for name, theirs, mine in configs[0].same_stream(config):
+            raise DatasetError(f"{root}: depth cameras {cameras[0]!r} and {c!r} differ in {name} ({theirs!r}, "
+                               f"{mine!r}); streamrec stores every depth camera alike")
+    return configs[0]
 
 
 def encoder_from_info(root: Path, features: Mapping[str, Any], cameras: list[str]) -> EncoderConfig:

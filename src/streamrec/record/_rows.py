@@ -12,6 +12,7 @@ from .._errors import FrameError
 from ..dataset._features import DEFAULT_FEATURES, Feature
 from ..dataset._stats import Stats, numeric_stats
 from ..dataset._tables import episode_table
+from ..encode._depth import frame_to_mm
 
 
 class EpisodeRows:
@@ -112,6 +113,8 @@ class EpisodeRows:
 
 
 def _check_value(f: Feature, value: Any) -> Any:
+    if f.depth:  # uint16 millimetres for the queue, float32 metres converted
+        return frame_to_mm(f.name, value, f.shape[0], f.shape[1])
     if f.is_video:
         if not isinstance(value, np.ndarray):
             raise FrameError(f"add_frame(): {f.name!r} must be a numpy uint8 array of shape {f.shape}, "

@@ -25,6 +25,7 @@ from ..dataset._layout import FileIndex
 from ..dataset._writer import DatasetWriter
 from ..encode._budget import camera_shares
 from ..encode._config import EncoderConfig
+from ..encode._depth import DepthEncoderConfig
 from ..encode._messages import EncoderSpec, VideoEpisode
 from ..encode._probe import choose_encoders
 from ..encode._queue import QueueStats
@@ -58,6 +59,9 @@ class EncoderSupervisor:
         config = self.config
         by_size: dict[tuple[int, ...], tuple[EncoderConfig, ...]] = {}  # cameras of one size share the answer
         for f in config.video_features:
+            if f.depth:  # one codec, lossless, nothing to probe or fall back to (see encode._depth)
+                self.chains[f.name] = (config.depth_encoder,)
+                continue
             if f.shape not in by_size:
                 by_size[f.shape] = choose_encoders(config.camera_encoder, f.shape[1], f.shape[0], config.fps,
                                                    config.encoder_threads, camera=f.name)
@@ -71,7 +75,7 @@ class EncoderSupervisor:
     def start(self, start_at: Mapping[str, FileIndex]) -> None:
         """Start every camera's process (all first, then wait: their start-ups overlap)."""
         for f in self.config.video_features:
-            self.chains.setdefault(f.name, (self.config.camera_encoder,))
+            self.chains.setdefault(f.name, (self._configured(f),))
             self.workers[f.name] = self._worker(f, start_at[f.name])
         for w in self.workers.values():
             w.start()
@@ -80,7 +84,7 @@ class EncoderSupervisor:
 
     def _worker(self, camera: Feature, start_at: FileIndex) -> EncoderWorker:
         config = self.config
-        encoders = self.chains.get(camera.name) or (config.camera_encoder,)
+        encoders = self.chains.get(camera.name) or (self._configured(camera),)
         cameras = len(config.video_features)
         spec = EncoderSpec(
             camera=camera.name, height=camera.shape[0], width=camera.shape[1], fps=config.fps, encoder=encoders[0],
@@ -93,6 +97,10 @@ class EncoderSupervisor:
             queue_size=config.encoder_queue_maxsize, cameras=cameras,
             cpu_share=camera_shares({f.name: f.shape[:2] for f in config.video_features}, config.fps)[camera.name])
         return EncoderWorker(spec, config.queue_full_policy, config.encoder_timeout_s)
+
+    def _configured(self, camera: Feature) -> EncoderConfig | DepthEncoderConfig:
+        """The encoder the settings give a camera: `depth_encoder` for a depth camera, else `camera_encoder`."""
+        return self.config.depth_encoder if camera.depth else self.config.camera_encoder
 
     def stop(self) -> list[BaseException]:
         """Close every encoder (each closes its MP4) and wait for the processes to end; returns their errors."""
