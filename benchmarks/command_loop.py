@@ -5,8 +5,10 @@ Cases (2 episodes each, no reset wait):
 - `2x640@50`: the same at 50 fps, 8 s episodes;
 - `3x640@30`: 3 footage cameras at 30 fps, 10 s episodes;
 - `3syn@30`: 3 synthetic cameras at 30 fps, 10 s episodes: their per-frame noise costs an encoder
-  more than the footage (see docs/benchmarks.md); on a small machine, the overload case, where
-  what counts is how the command behaves (adaptation once and early, no long save).
+  more than the footage (benchmarks/source_cost.py);
+- `3syn720@30`: 3 synthetic cameras 1280x720 at 30 fps, 3 episodes of 10 s: more than a small
+  machine can encode with the default settings, where what counts is how the command behaves
+  (adaptation once and early, no long save, a plain warning at the start).
 
 Per episode, from the command's `--report-json`: add_frame p99, save_episode time, late ticks,
 drops, adaptation steps (and whether the CPU check or the queue's mark took them). Every
@@ -42,6 +44,8 @@ CASES = {
     "2x640@50": {"cameras": 2, "type": "footage", "fps": 50, "seconds": 8},
     "3x640@30": {"cameras": 3, "type": "footage", "fps": 30, "seconds": 10},
     "3syn@30": {"cameras": 3, "type": "synthetic", "fps": 30, "seconds": 10},
+    "3syn720@30": {"cameras": 3, "type": "synthetic", "fps": 30, "seconds": 10, "width": 1280, "height": 720,
+                   "episodes": 3},
 }
 NAMES = ("top", "angle", "left_wrist")
 
@@ -50,7 +54,8 @@ def cameras_yaml(case: dict, footage: Path) -> str:
     if case["type"] == "footage":
         cams = [f"{n}: {{type: footage, path: '{footage}'}}" for n in NAMES[:case["cameras"]]]
     else:
-        cams = [f"{n}: {{type: synthetic, width: 640, height: 480}}" for n in NAMES[:case["cameras"]]]
+        w, h = case.get("width", 640), case.get("height", 480)
+        cams = [f"{n}: {{type: synthetic, width: {w}, height: {h}}}" for n in NAMES[:case["cameras"]]]
     return "{" + ", ".join(cams) + "}"
 
 
@@ -58,7 +63,7 @@ def run_case(exe: str, case: dict, footage: Path, nocap: bool, episodes: int) ->
     work = Path(tempfile.mkdtemp(prefix="streamrec-loop-"))
     report = work / "report.json"
     args = [exe, "record", f"--dataset.root={work / 'ds'}", "--dataset.single_task=bench",
-            f"--dataset.fps={case['fps']}", f"--dataset.num_episodes={episodes}",
+            f"--dataset.fps={case['fps']}", f"--dataset.num_episodes={case.get('episodes', episodes)}",
             f"--dataset.episode_time_s={case['seconds']}", "--dataset.reset_time_s=0",
             f"--cameras={cameras_yaml(case, footage)}", f"--report-json={report}"]
     command = ["capsh", "--drop=cap_sys_nice", "--", "-c", shlex.join(args)] if nocap else args
@@ -80,7 +85,9 @@ def run_case(exe: str, case: dict, footage: Path, nocap: bool, episodes: int) ->
                     "add_frame_p99_ms": ep.get("add_frame_p99_ms"), "add_frame_p50_ms": ep.get("add_frame_p50_ms"),
                     "adaptations": len(steps),
                     "adaptations_by": sorted({a.get("trigger", "queue") for a in steps})})
-    return {"load_before": round(load, 2), "wall_s": round(time.monotonic() - t, 1), "episodes": out}
+    warned = [line for line in done.stderr.splitlines() if "need about" in line]
+    return {"load_before": round(load, 2), "wall_s": round(time.monotonic() - t, 1), "episodes": out,
+            "start_warning": warned[0] if warned else None}
 
 
 def table(results: list[dict]) -> str:

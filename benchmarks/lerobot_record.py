@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "lerobot"))
 
-from utils import write_id_video  # noqa: E402
+from helpers.frames import write_id_video  # noqa: E402
 
 PLUGINS = REPO / "tests" / "lerobot" / "plugins"
 FPS = 30

@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--footage", type=Path, default=FOOTAGE)
     args = ap.parse_args()
+    caps = cap_sys_nice()  # before the demotion below drops it
     demote_current_thread()  # as an encoder process is: the comparison is at its priority
     sources = {"synthetic": ("cam", SyntheticCameraConfig(width=640, height=480))}
     if args.footage.is_dir():
@@ -103,7 +104,7 @@ def main() -> None:
         summary[enc_label] = {"cpu_ms_per_frame": by_source,
                               "synthetic_over_footage_mean": round(by_source["synthetic"] / np.mean(footage), 2)
                               if footage else None}
-    result = {"cap_sys_nice": cap_sys_nice(), "frames": args.frames, "rows": rows, "summary": summary}
+    result = {"cap_sys_nice": caps, "frames": args.frames, "rows": rows, "summary": summary}
     (HERE / "results" / "source_cost.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
 

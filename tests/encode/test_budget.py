@@ -1,17 +1,21 @@
-"""The encoders' share of the machine, and the estimate a recording command says at the start."""
+"""The encoders' share of the machine, and the recorder's check of its settings at start."""
 
 from __future__ import annotations
 
 import logging
 import math
 
+import av
 import pytest
 
-from streamrec import DatasetRecorder, EncoderConfig
+from helpers.frames import id_frame
+from streamrec import ConfigError, DatasetRecorder, EncoderConfig, verify
 from streamrec._platform import available_cpus
-from streamrec.cli._status import say_encoding_need
-from streamrec.encode._budget import ENCODE_SHARE, CameraNeed, EncodingNeed, camera_shares, estimate_need
-from streamrec.encode._probe import probe
+from streamrec.encode._budget import ENCODE_SHARE, EncodingNeed, StartPlan, camera_shares, measure_need
+from streamrec.encode._codecs import compiled_in
+
+H, W = 240, 320
+CAMERAS = ("observation.images.a", "observation.images.b")
 
 
 def test_shares_split_the_encoders_part_by_pixels():
@@ -20,56 +24,100 @@ def test_shares_split_the_encoders_part_by_pixels():
     assert math.isclose(shares["big"], 4 * shares["small"])
 
 
-def _need(cost_ms: float, cameras: int, cpus: int) -> EncodingNeed:
-    return EncodingNeed("libsvtav1", "12", 30, cpus,
-                        tuple(CameraNeed(f"c{i}", 640, 480, cost_ms) for i in range(cameras)))
+def _need(ms: float, cameras: int, cpus: int, config: EncoderConfig | None = None) -> EncodingNeed:
+    return EncodingNeed(config or EncoderConfig(), 30, cpus, {(480, 640): ms}, {(480, 640): cameras})
 
 
-def test_need_is_over_past_the_encoders_share():
-    assert math.isclose(_need(20, 3, 2).cpus_needed, 1.8)
-    assert _need(20, 3, 2).over  # 1.8 > 1.6
-    assert not _need(20, 2, 2).over  # 1.2
+def test_need_against_the_share_and_the_machine():
+    need = _need(20, 3, 2)
+    assert math.isclose(need.cpus_needed, 1.8)
+    assert need.over_share and not need.over_machine  # 1.8 > 1.6, < 2
+    assert not _need(20, 2, 2).over_share  # 1.2
+    assert _need(30, 3, 2).over_machine  # 2.7
 
 
-@pytest.mark.parametrize(("adapt", "policy", "says"), [
-    (True, "drop", "Adaptive overload will move each camera"),
-    (False, "drop", "Frames will be dropped"),
-    (False, "block", "capture will wait for the encoders"),
-])
-def test_the_notice_says_what_will_happen(adapt, policy, says):
-    text = _need(20, 3, 2).describe(adapt, policy)
-    assert "need about 1.8 CPUs" in text and "this machine has 2" in text and "20.0 ms of CPU per frame" in text
-    assert says in text and "To avoid it" in text
+def test_what_the_recorder_says_at_start():
+    assert StartPlan(_need(20, 2, 2)).message(True, "drop") is None  # fits: nothing to say
+    text = StartPlan(_need(20, 3, 2)).message(True, "drop")
+    assert "3 x 640x480 at 30 fps need about 1.8 CPUs" in text and "libsvtav1 preset 12" in text
+    assert "this machine has 2, about 1.6 of them for encoding" in text
+    assert "moves to a faster setting from the next episode" in text
+    assert "capture will wait" in StartPlan(_need(20, 3, 2)).message(False, "block")
+    assert "Frames may be dropped" in StartPlan(_need(20, 3, 2)).message(False, "drop")
+    x264 = EncoderConfig(vcodec="libx264", preset="veryfast", crf=23)
+    text = StartPlan(_need(30, 3, 2), _need(4, 3, 2, x264)).message(True, "drop")
+    assert "about 2.7 CPUs" in text and "no episode could keep every frame" in text
+    assert "Starting with libx264 preset veryfast instead: about 0.4 CPUs by the same measure (fits)" in text
 
 
-def test_estimate_uses_the_probes_figure_per_size():
+def test_need_is_measured_once_per_camera_size():
     config = EncoderConfig(vcodec="libx264", preset="ultrafast")
-    need = estimate_need({"a": (120, 160), "b": (120, 160), "c": (240, 320)}, 30,
-                         {k: config for k in "abc"}, 1)
-    small = probe(["libx264"], width=160, height=120, fps=30, encoder=config, encoder_threads=1).results[0]
-    assert small.cached  # the estimate measured it once; this read the cache
-    assert [c.cpu_ms_per_frame for c in need.cameras][:2] == [small.cpu_ms_per_frame] * 2
-    assert need.cameras[2].cpu_ms_per_frame > 0 and (need.cameras[2].width, need.cameras[2].height) == (320, 240)
-    assert need.cpus == available_cpus() and need.preset == "ultrafast"
+    need = measure_need({"a": (120, 160), "b": (120, 160), "c": (240, 320)}, 30, config, 1)
+    assert need.cameras == {(120, 160): 2, (240, 320): 1}
+    assert set(need.ms_per_frame) == {(120, 160), (240, 320)} and all(ms > 0 for ms in need.ms_per_frame.values())
+    assert need.cpus == available_cpus()
+    assert math.isclose(need.cpus_needed, (2 * need.ms_per_frame[(120, 160)] + need.ms_per_frame[(240, 320)]) * 0.03)
 
 
-def test_no_estimate_for_cameras_on_different_encoders():
-    configs = {"a": EncoderConfig(vcodec="libx264"), "b": EncoderConfig()}
-    assert estimate_need({"a": (120, 160), "b": (120, 160)}, 30, configs, None) is None
+def _rate_beyond_the_machine(config: EncoderConfig) -> int:
+    """A frame rate at which the two test cameras need twice this machine, whatever the machine."""
+    ms = measure_need({k: (H, W) for k in CAMERAS}, 30, config, None).ms_per_frame[(H, W)]
+    return math.ceil(2 * available_cpus() * 1000 / (2 * ms))
 
 
-def test_a_recording_command_warns_at_the_start_when_the_cameras_need_more(tmp_path, caplog):
-    config = EncoderConfig(vcodec="libx264", preset="medium")
-    cost = probe(["libx264"], width=320, height=240, fps=30, encoder=config).results[0].cpu_ms_per_frame
-    # A rate at which two cameras need twice the machine, whatever the machine.
-    fps = math.ceil(2 * available_cpus() * 1000 / (2 * cost))
-    features = {f"observation.images.{k}": {"dtype": "video", "shape": [240, 320, 3], "names": None} for k in "ab"}
-    for rate, warned in ((fps, True), (1, False)):
-        with DatasetRecorder.create(tmp_path / str(rate), rate, features, camera_encoder=config) as rec:
-            caplog.clear()
-            with caplog.at_level(logging.WARNING, logger="streamrec"):
-                say_encoding_need(rec)
-        notices = [r.getMessage() for r in caplog.records if "need about" in r.getMessage()]
-        assert bool(notices) == warned, (rate, notices)
-        if warned:
-            assert "2 camera(s) at 320x240" in notices[0] and "libx264 preset medium" in notices[0]
+def _features() -> dict:
+    return {k: {"dtype": "video", "shape": [H, W, 3], "names": None} for k in CAMERAS}
+
+
+def test_beyond_the_machine_the_cameras_start_on_a_faster_setting(tmp_path, caplog):
+    # x264 medium, so that the rate that overloads any machine stays one MP4 takes (SVT-AV1 stops
+    # at 240 fps); its faster presets are the same ladder step as SVT-AV1's move to x264.
+    medium = EncoderConfig(vcodec="libx264", preset="medium")
+    fps = _rate_beyond_the_machine(medium)
+    root = tmp_path / "ds"
+    with caplog.at_level(logging.WARNING, logger="streamrec"):
+        rec = DatasetRecorder.create(root, fps, _features(), camera_encoder=medium, queue_full_policy="block")
+    said = [r.getMessage() for r in caplog.records if "Starting with" in r.getMessage()]
+    assert len(said) == 1 and "no episode could keep every frame" in said[0], caplog.text
+    for i in range(20):
+        rec.add_frame({k: id_frame(i, H, W) for k in CAMERAS} | {"task": "t"})
+    first = rec.save_episode()
+    for i in range(20):
+        rec.add_frame({k: id_frame(100 + i, H, W) for k in CAMERAS} | {"task": "t"})
+    second = rec.save_episode()
+    rec.finalize()
+    for key in CAMERAS:
+        steps = first.cameras[key].adaptations
+        assert [(a.trigger, a.at_frame, a.effective) for a in steps][:1] == [("start", 0, "now")]
+        assert steps[0].change.startswith("libx264 preset medium -> libx264 preset "), steps[0].change
+        assert not [a for a in second.cameras[key].adaptations if a.trigger == "start"]  # said once
+        assert first.cameras[key].encoder == "libx264"
+        with av.open(str(first.cameras[key].video_file)) as c:
+            assert c.streams.video[0].codec_context.name == "h264"
+            assert len(list(c.decode(video=0))) >= 20
+    assert verify(root).healthy
+
+
+def test_svt_av1_beyond_its_frame_rate_is_refused_at_create(tmp_path):
+    with pytest.raises(ConfigError, match=r"fps = 300: libsvtav1 .* opens at most 240 fps"):
+        DatasetRecorder.create(tmp_path / "ds", 300, _features())
+    assert not (tmp_path / "ds" / "meta").exists()
+    DatasetRecorder.create(tmp_path / "ok", 300, _features(), camera_encoder=EncoderConfig(vcodec="h264")).finalize()
+
+
+def test_without_adaptive_overload_the_settings_are_kept_and_the_risk_said(tmp_path, caplog):
+    medium = EncoderConfig(vcodec="libx264", preset="medium")
+    fps = _rate_beyond_the_machine(medium)
+    with (caplog.at_level(logging.WARNING, logger="streamrec"),
+          DatasetRecorder.create(tmp_path / "ds", fps, _features(), camera_encoder=medium,
+                                 adapt_on_overload=False) as rec):
+        assert rec.encoders == {k: "libx264" for k in CAMERAS}
+    said = [r.getMessage() for r in caplog.records if "need about" in r.getMessage()]
+    assert len(said) == 1 and "Frames may be dropped (adapt_on_overload is off)" in said[0]
+
+
+def test_settings_that_fit_are_kept_without_a_word(tmp_path, caplog):
+    with (caplog.at_level(logging.WARNING, logger="streamrec"),
+          DatasetRecorder.create(tmp_path / "ds", 1, _features()) as rec):
+        assert rec.encoders == {k: "libsvtav1" for k in CAMERAS}
+    assert "need about" not in caplog.text

@@ -294,7 +294,8 @@ def test_a_slow_encoder_is_waited_for_however_long_its_backlog_takes(tmp_path, c
     cam = "observation.images.top"
     rec = DatasetRecorder.create(tmp_path / "ds", FPS, {cam: {"dtype": "video", "shape": [240, 320, 3]}},
                                  camera_encoder=EncoderConfig(vcodec="libsvtav1", preset=2), encoder_threads=1,
-                                 encoder_queue_maxsize=8, queue_full_policy="block", encoder_timeout_s=1.0)
+                                 encoder_queue_maxsize=8, queue_full_policy="block", encoder_timeout_s=1.0,
+                                 adapt_on_overload=False)  # else it would start on a faster preset
     for i in range(12):
         rec.add_frame({cam: id_frame(i, 240, 320), "task": "t"})
     heard = []

@@ -61,7 +61,7 @@ from streamrec.record._config import OPTION_NAMES
 from ._live_display import LiveDisplay, display_target
 from ._loop import StopRequest, reset_wait, run_ticks
 from ._paths import PathProblem, check_dataset_root, check_writable_file
-from ._status import IMAGE_PREFIX, EpisodeFigures, RecordingStatus, say_encoding_need, write_report
+from ._status import IMAGE_PREFIX, EpisodeFigures, RecordingStatus, write_report
 
 log = logging.getLogger("streamrec")
 
@@ -377,7 +377,6 @@ class Recording:
         self.status.say(f"recording {self.ds.num_episodes} episode(s) of {self.ds.episode_time_s:g} s at "
                         f"{self.ds.fps} fps to {rec.root} (cameras: {cams}; "
                         f"{', '.join(sorted(set(rec.encoders.values())))})")
-        say_encoding_need(rec)
         try:
             with self.status.showing(rec):
                 self._episodes(rec)

@@ -30,9 +30,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from streamrec import DatasetRecorder, QueueFullPolicy
-from streamrec.encode._budget import encoding_notice
-from streamrec.encode._probe import fit
+from streamrec import DatasetRecorder
 from streamrec.record import EncodeProgress, EpisodeReport
 
 from . import _tables
@@ -40,27 +38,6 @@ from . import _tables
 IMAGE_PREFIX = "observation.images."
 STATUS_PERIOD_S = 0.25
 """How often the loop copies its counters for the live status (about 4 Hz)."""
-log = logging.getLogger("streamrec")
-
-
-def say_encoding_need(rec: DatasetRecorder) -> None:
-    """At the start: a warning when the cameras need more encoding CPU than the machine has for it
-    (from `probe`'s figure, measured once per machine and camera size, then cached)."""
-    config = rec.config
-    try:
-        # Colour cameras only: a depth camera's lossless codec has no probe figure (so the estimate
-        # is a floor when there are depth cameras).
-        colour = [f for f in config.video_features if not f.depth]
-        sizes = {f.name: (f.shape[0], f.shape[1]) for f in colour}
-        encoders = {f.name: fit(config.camera_encoder, rec.encoders[f.name])[0] for f in colour}
-        notice = encoding_notice(sizes, config.fps, encoders, config.encoder_threads,
-                                 config.adapt_on_overload and config.streaming_encoding,
-                                 QueueFullPolicy(config.queue_full_policy).value)
-    except Exception:  # noqa: BLE001 - an estimate must never stop a recording
-        log.debug("no estimate of the encoding CPU", exc_info=True)
-        return
-    if notice:
-        log.warning("%s", notice)
 
 
 @dataclass(slots=True)

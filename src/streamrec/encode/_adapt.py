@@ -74,10 +74,13 @@ class Adaptation:
     queue_depth: int
     """Frames waiting when it was decided."""
     queue_size: int
-    trigger: Literal["queue", "cpu"] = "queue"
-    """What showed the overload: the queue over its mark, or the first episode's CPU check."""
+    trigger: Literal["queue", "cpu", "start"] = "queue"
+    """What showed the overload: the queue over its mark, the first episode's CPU check, or the
+    recorder's check of the settings on test frames at start (`_budget.plan_start`)."""
 
     def __str__(self) -> str:
+        if self.trigger == "start":
+            return f"{self.camera}: {self.change}, from the first frame"
         if self.trigger == "cpu":
             when = "from this frame on" if self.effective == "now" else "from the next episode (in a new file)"
             return f"{self.camera}: {self.change}, {when} (frame {self.at_frame})"
@@ -246,6 +249,11 @@ def fitting_setting(ladder: Sequence[EncoderConfig], cost: Callable[[EncoderConf
         if took <= budget_per_frame:
             return config, took, measured
     return None if best is None else (*best, measured)
+
+
+def describe_change(now: EncoderConfig, faster: EncoderConfig) -> str:
+    return f"{describe_setting(now)} -> {describe_setting(faster)}" + \
+        (f" crf {faster.crf}" if faster.crf != now.crf else "")
 
 
 def describe_setting(config: EncoderConfig) -> str:

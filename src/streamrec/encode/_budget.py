@@ -1,13 +1,17 @@
-"""How much of the machine the cameras' encoders may use, and how much they will need.
+"""How much of the machine the cameras' encoders may use, and how much they need.
 
 The encoders run beside the capture loop on the same CPUs. Each camera gets a share of
-ENCODE_SHARE of the machine, in proportion to its pixels per second. Two things use it:
+ENCODE_SHARE of the machine, in proportion to its pixels per second. Two checks use it, both
+part of adaptive overload:
 
-- `estimate_need`, before recording: the encoder's CPU per frame from `probe` (cached per
-  machine), scaled to each camera, against the machine. `streamrec record` says at the start when
-  the cameras need more than the encoders' share, and what will happen.
-- the encoder process, in the first episode (`_adapt.CpuCheck`): its own measured CPU per frame
-  against its share. Over it, the camera moves at once to a setting that fits (`_adapt`).
+- `plan_start`, when the recorder starts: the cameras' encoder's CPU per frame from `probe`
+  (camera-like test frames, in a child process; measured once per machine, encoder and camera
+  size, then cached). Past the encoders' share, the recorder says so. Past the whole machine, no
+  episode could be recorded whole with these settings, and the first one would end with seconds
+  of backlog to encode: the cameras start on the first faster setting that fits by the same
+  measure instead.
+- `_adapt.CpuCheck`, in each encoder process during the first episode: its own CPU per frame on
+  the real frames against its share; over it, the camera moves at once to a setting that fits.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._platform import available_cpus
-from ._codecs import ENCODERS
+from ._adapt import describe_setting
+from ._codecs import ENCODERS, faster_encoders
 from ._config import EncoderConfig
 
 ENCODE_SHARE = 0.8
@@ -35,90 +40,101 @@ def camera_shares(sizes: Mapping[str, tuple[int, int]], fps: int, cpus: int | No
 
 
 @dataclass(frozen=True, slots=True)
-class CameraNeed:
-    camera: str
-    width: int
-    height: int
-    cpu_ms_per_frame: float
-    """The probe's figure for the encoder at this size."""
-
-
-@dataclass(frozen=True, slots=True)
 class EncodingNeed:
-    """The cameras' encoding CPU at `fps` against the machine, from `probe`'s per-frame cost."""
+    """What the cameras need to encode at `fps` with `encoder`, by `probe`'s figures."""
 
-    encoder: str
-    preset: str
+    encoder: EncoderConfig
     fps: int
     cpus: int
-    cameras: tuple[CameraNeed, ...]
+    ms_per_frame: Mapping[tuple[int, int], float]
+    """CPU milliseconds per frame, per camera size (height, width)."""
+    cameras: Mapping[tuple[int, int], int]
+    """Cameras of each size."""
 
     @property
     def cpus_needed(self) -> float:
-        return sum(c.cpu_ms_per_frame for c in self.cameras) * self.fps / 1000
+        return sum(self.ms_per_frame[size] * n for size, n in self.cameras.items()) * self.fps / 1000
 
     @property
-    def over(self) -> bool:
-        """More than the encoders' share of the machine."""
+    def over_share(self) -> bool:
         return self.cpus_needed > self.cpus * ENCODE_SHARE
 
-    def describe(self, adapt: bool, policy: str) -> str:
-        sizes = sorted({(c.width, c.height) for c in self.cameras})
-        size = ", ".join(f"{w}x{h}" for w, h in sizes)
-        per_frame = "/".join(f"{c:.1f}" for c in sorted({round(c.cpu_ms_per_frame, 1) for c in self.cameras}))
-        text = (f"{len(self.cameras)} camera(s) at {size}, {self.fps} fps need about {self.cpus_needed:.1f} CPUs "
-                f"to encode with {self.encoder} preset {self.preset} ({per_frame} ms of CPU per frame, measured "
-                f"by streamrec probe); this machine has {self.cpus}, of which about "
-                f"{self.cpus * ENCODE_SHARE:.1f} are left for encoding beside the capture loop. ")
-        if adapt:
-            text += ("Adaptive overload will move each camera to a setting that fits, measured in the first "
-                     "second of the first episode; that episode may drop frames, the next ones start in new "
-                     "files. ")
-        elif policy == "block":
-            text += "With queue_full_policy=block, capture will wait for the encoders and fall behind. "
-        else:
-            text += "Frames will be dropped (adapt_on_overload is off). "
-        return text + "To avoid it: a faster vcodec (h264), fewer cameras, or a lower fps."
+    @property
+    def over_machine(self) -> bool:
+        return self.cpus_needed > self.cpus
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{n} x {w}x{h}" for (h, w), n in self.cameras.items())
+        cost = "/".join(f"{ms:.1f}" for ms in self.ms_per_frame.values())
+        return (f"cameras {sizes} at {self.fps} fps need about {self.cpus_needed:.1f} CPUs to encode with "
+                f"{describe_setting(self.encoder)} ({cost} ms of CPU per frame, streamrec probe's figure)")
 
 
-def estimate_need(sizes: Mapping[str, tuple[int, int]], fps: int, encoders: Mapping[str, EncoderConfig],
-                  encoder_threads: int | None) -> EncodingNeed | None:
-    """The encoding CPU the cameras need, from `probe` (measured once per machine and size, then cached).
-
-    `sizes`: camera -> (height, width); `encoders`: camera -> the encoder it starts with. None when
-    the cameras do not share one encoder, or the probe did not get a figure (a hardware encoder
-    is held to its device, not the CPUs).
-    """
+def measure_need(sizes: Mapping[str, tuple[int, int]], fps: int, encoder: EncoderConfig,
+                 encoder_threads: int | None) -> EncodingNeed | None:
+    """`encoder`'s CPU per frame from `probe`, once per camera size (`sizes`: camera -> (height,
+    width)); None when it does not work here. The probe encodes camera-like test frames in a child
+    process, so that the figure is that encoder's CPU alone, and caches it per machine."""
     from ._probe import probe
 
-    configs = list(encoders.values())
-    if not configs or any(c != configs[0] for c in configs):
-        return None
-    config = configs[0]
-    if ENCODERS[config.encoder].family.hardware:
-        return None
-    by_size: dict[tuple[int, int], float | None] = {}
-    cameras = []
-    for camera, (h, w) in sizes.items():
-        if (h, w) not in by_size:
-            result = probe([config.encoder], width=w, height=h, fps=fps, encoder=config,
-                           encoder_threads=encoder_threads).results[0]
-            by_size[(h, w)] = result.cpu_ms_per_frame if result.works else None
-        cost = by_size[(h, w)]
-        if cost is None:
+    cameras: dict[tuple[int, int], int] = {}
+    for size in sizes.values():
+        cameras[size] = cameras.get(size, 0) + 1
+    ms = {}
+    for h, w in cameras:
+        result = probe([encoder.encoder], width=w, height=h, fps=fps, encoder=encoder,
+                       encoder_threads=encoder_threads).results[0]
+        if not result.works or not result.cpu_ms_per_frame:
             return None
-        cameras.append(CameraNeed(camera, w, h, cost))
-    preset = config.effective_preset
-    return EncodingNeed(config.encoder, "default" if preset is None else str(preset), fps, available_cpus(),
-                        tuple(cameras))
+        ms[(h, w)] = result.cpu_ms_per_frame
+    return EncodingNeed(encoder, fps, available_cpus(), ms, cameras)
 
 
+@dataclass(frozen=True, slots=True)
+class StartPlan:
+    need: EncodingNeed
+    """The cameras' own settings."""
+    start: EncodingNeed | None = None
+    """The faster setting they start on instead, when `need` is more than the whole machine."""
 
-def encoding_notice(sizes: Mapping[str, tuple[int, int]], fps: int, encoders: Mapping[str, EncoderConfig],
-                    encoder_threads: int | None, adapt: bool, policy: str) -> str | None:
-    """What a recording command says at the start when the cameras need more encoding CPU than the
-    encoders' share of the machine (None when they fit, or there is no figure to tell)."""
-    need = estimate_need(sizes, fps, encoders, encoder_threads)
-    if need is None or not need.over:
+    def message(self, adapt: bool, policy: str) -> str | None:
+        """What the recorder says at start; None when the settings fit the encoders' share."""
+        need = self.need
+        if not need.over_share:
+            return None
+        text = f"{need.describe()}; this machine has {need.cpus}"
+        if self.start is not None:
+            fits = "fits" if not self.start.over_share else "still does not fit; the fastest there is"
+            return (f"{text}, so no episode could keep every frame. Starting with "
+                    f"{describe_setting(self.start.encoder)} instead: about {self.start.cpus_needed:.1f} CPUs by "
+                    f"the same measure ({fits}). adapt_on_overload=False keeps your settings; a faster vcodec, "
+                    "fewer cameras or a lower fps avoid the change.")
+        text += f", about {need.cpus * ENCODE_SHARE:.1f} of them for encoding beside the capture loop. "
+        if adapt:
+            return text + ("Each camera measures its own cost in the first seconds of the first episode and, if "
+                           "it does not keep up, moves to a faster setting from the next episode (that episode "
+                           "may drop frames).")
+        if policy == "block":
+            return text + "With queue_full_policy=block, capture will wait for the encoders and fall behind."
+        return text + "Frames may be dropped (adapt_on_overload is off)."
+
+
+def plan_start(sizes: Mapping[str, tuple[int, int]], fps: int, encoder: EncoderConfig,
+               encoder_threads: int | None, adapt: bool) -> StartPlan | None:
+    """The cameras' need with `encoder`, and with `adapt`, the setting to start on when it is more
+    than the machine. None for a hardware encoder (its limit is its device, not the CPUs)."""
+    if not sizes or ENCODERS[encoder.encoder].family.hardware:
         return None
-    return need.describe(adapt, policy)
+    need = measure_need(sizes, fps, encoder, encoder_threads)
+    if need is None:
+        return None
+    if not adapt or not need.over_machine:
+        return StartPlan(need)
+    start = None
+    for candidate in faster_encoders(encoder):  # slowest first: the first that fits is the best
+        measured = measure_need(sizes, fps, candidate, encoder_threads)
+        if measured is not None:  # else it does not work here: not a candidate
+            start = measured
+            if not start.over_share:
+                break
+    return StartPlan(need, start)

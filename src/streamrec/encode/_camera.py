@@ -27,7 +27,7 @@ from ._adapt import (
     Adaptation,
     CpuCheck,
     OverloadWatch,
-    describe_setting,
+    describe_change,
     describe_threads,
     fewer_threads,
     fitting_setting,
@@ -74,8 +74,8 @@ class CameraEncoder:
         self._watch = OverloadWatch(spec.queue_size) if spec.adapt else None
         self._next_encoder: EncoderConfig | None = None
         """A faster setting adaptive overload chose, taken at the next episode."""
-        self._adaptations: list[Adaptation] = []
-        """Reported with the next saved episode."""
+        self._adaptations: list[Adaptation] = [spec.start_adaptation] if spec.start_adaptation else []
+        """Reported with the next saved episode (the first: the setting the recorder started on)."""
         self._fastest = False
         """No faster setting is left (adaptive overload stops looking)."""
         # Depth keeps to its lossless ladder of x265 presets (`DepthEncoderConfig.faster`), on the queue's mark.
@@ -135,6 +135,9 @@ class CameraEncoder:
         spec = self._spec
         if self._cpu_check is not None and self._cpu_check.over(depth):
             self._fit_share(depth)
+            # The decision and its trial encodes let the queue fill for a moment: that backlog is
+            # not a new overload, so the queue's mark starts counting afresh once it has drained.
+            self._watch.reset()
             self._watch.settle(time.monotonic())
             return
         if self._watch.overloaded(depth, time.monotonic()):
@@ -155,8 +158,8 @@ class CameraEncoder:
                 self._fastest = True
                 return
             self._next_encoder = faster
-            self._adaptations.append(Adaptation(spec.camera, self._next_slot, _change(now, faster), "next episode",
-                                                depth, spec.queue_size))
+            self._adaptations.append(Adaptation(spec.camera, self._next_slot, describe_change(now, faster),
+                                                "next episode", depth, spec.queue_size))
 
     def _fit_share(self, depth: int) -> None:
         """The CPU check found this camera over its share: decide, once, the settings that fit (see _adapt)."""
@@ -188,7 +191,7 @@ class CameraEncoder:
         self._next_encoder = config
         why = measured if threads is None else "still over"
         fits = "fits" if took <= check.budget_per_frame else "the fastest, still over the share"
-        change = (f"{_change(now, config)}: {why}; on its latest frames {took * 1000:.1f} ms ({fits}; tried "
+        change = (f"{describe_change(now, config)}: {why}; on its latest frames {took * 1000:.1f} ms ({fits}; tried "
                   f"{', '.join(tried)})")
         self._adaptations.append(Adaptation(spec.camera, self._next_slot, change, "next episode", depth,
                                             spec.queue_size, "cpu"))
@@ -277,7 +280,3 @@ class CameraEncoder:
                 path.unlink(missing_ok=True)
             self._kept_spools.clear()
 
-
-def _change(now: EncoderConfig, faster: EncoderConfig) -> str:
-    return f"{describe_setting(now)} -> {describe_setting(faster)}" + \
-        (f" crf {faster.crf}" if faster.crf != now.crf else "")

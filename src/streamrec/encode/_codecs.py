@@ -149,6 +149,8 @@ class Encoder:
     """Presets to step up through when the camera cannot keep up (`adapt_on_overload`), slowest first."""
     overload_codec: tuple[str, int | str, float] | None = None
     """After the fastest of `overload_presets`: (encoder, preset, crf offset) to switch to."""
+    max_fps: int | None = None
+    """Highest frame rate the encoder opens at (SVT-AV1 refuses more than 240)."""
 
 
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -159,7 +161,7 @@ ENCODERS: dict[str, Encoder] = {e.name: e for e in (
     # 8.1 and 9.3 instead of 18.3 and 17.7 ms of CPU per frame; at crf 23 its PSNR (44.8 and 45.6 dB)
     # was within 0.6 dB of SVT-AV1's at crf 30 (45.4 and 43.9 dB).
     Encoder("libsvtav1", "av1", SVT_AV1, default_preset=12, preset_min=-1, overload_presets=(8, 10, 12),
-            overload_codec=("libx264", "veryfast", -7)),
+            overload_codec=("libx264", "veryfast", -7), max_fps=240),
     Encoder("libx264", "h264", X264, presets=_X26X_PRESETS,
             overload_presets=("faster", "veryfast", "superfast", "ultrafast")),
     Encoder("libx265", "hevc", X265, presets=_X26X_PRESETS,

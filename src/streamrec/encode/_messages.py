@@ -65,6 +65,9 @@ class EncoderSpec:
     """Cameras encoding at once (how many threads the camera may have, see `_adapt.fewer_threads`)."""
     cpu_share: float | None = None
     """With `adapt`: CPUs this camera's encoder may use (`_budget.camera_shares`), checked in its first episode."""
+    start_adaptation: Adaptation | None = None
+    """The recorder started this camera on a faster setting than asked (`_budget.plan_start`): reported
+    with its first episode."""
 
     @property
     def depth(self) -> bool:

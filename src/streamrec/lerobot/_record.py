@@ -37,7 +37,7 @@ from streamrec import ConfigError, EncoderRestarted, StreamrecError
 from streamrec.cli._live_display import LiveDisplay, display_target
 from streamrec.cli._loop import StopRequest, run_ticks
 from streamrec.cli._paths import PathProblem, check_dataset_root, check_writable_file
-from streamrec.cli._status import EpisodeFigures, RecordingStatus, say_encoding_need, write_report
+from streamrec.cli._status import EpisodeFigures, RecordingStatus, write_report
 
 from ._config import LeRobotRecordConfig
 from ._features import aggregate_pipeline_dataset_features, create_initial_features
@@ -391,7 +391,6 @@ class Recording:
                         f"{self.ds_cfg.fps} fps to {ds.root} (robot {self.robot.name}, teleoperator "
                         f"{self.teleop.name}; cameras {cams or 'none'}; "
                         f"{', '.join(sorted(set(ds.recorder.encoders.values()))) or 'no video'})")
-        say_encoding_need(ds.recorder)
         with self.status.showing(ds.recorder):
             self._episodes()
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from .._errors import ConfigError
 from ..dataset._features import Feature
+from ..encode._codecs import ENCODERS
 from ..encode._config import EncoderConfig
 from ..encode._depth import DepthEncoderConfig
 from ..encode._queue import QueueFullPolicy
@@ -43,10 +44,11 @@ class RecordingOptions:
     """When an encoder queue is full: drop (count it, its video slot repeats the previous frame) or block
     (wait for the encoder; for feeding recorded data)."""
     adapt_on_overload: bool = True
-    """A camera whose encoder queue stays over a third full (0.3 s) moves to a faster setting before
-    frames are dropped: fewer codec threads at once, then a faster preset or codec from its next
-    episode (in a new MP4). False keeps the settings fixed. Streaming only: the PNG path does not
-    encode while recording, except with idle CPU."""
+    """A camera that needs more encoding CPU than it has (measured once, in its first episode) or
+    whose encoder queue stays over a third full (0.3 s) moves to a faster setting: fewer codec
+    threads at once, then a faster preset or codec from its next episode (in a new MP4). False keeps
+    the settings fixed. Streaming only: the PNG path does not encode while recording, except with
+    idle CPU."""
     batch_encoding_size: int = field(default=1, metadata={"flag": "video_encoding_batch_size"})
     """With streaming_encoding=False: encode the PNGs of this many saved episodes at once (every
     batch_encoding_size-th save_episode(), and the rest at finalize()); 1 when streaming."""
@@ -145,6 +147,11 @@ class RecorderConfig(RecordingOptions):
                 raise bad(name, "must be a number > 0")
         if isinstance(self.chunks_size, bool) or not isinstance(self.chunks_size, int) or self.chunks_size < 1:
             raise bad("chunks_size", "must be an integer >= 1")
+        limit = getattr(ENCODERS.get(self.camera_encoder.encoder), "max_fps", None)
+        if limit is not None and self.fps > limit and any(f.is_video and not f.depth for f in self.features):
+            raise bad("fps", f"{self.camera_encoder.encoder} (camera_encoder.vcodec = "
+                      f"{self.camera_encoder.vcodec!r}) opens at most {limit} fps; record at {limit} or less, "
+                      f"or choose vcodec='h264' or 'hevc' for the cameras")
 
     @property
     def options(self) -> RecordingOptions:

@@ -23,12 +23,13 @@ from ..dataset._features import Feature
 from ..dataset._journal import SavedEpisode
 from ..dataset._layout import FileIndex
 from ..dataset._writer import DatasetWriter
-from ..encode._budget import camera_shares
+from ..encode._adapt import Adaptation, describe_change
+from ..encode._budget import camera_shares, plan_start
 from ..encode._config import EncoderConfig
 from ..encode._depth import DepthEncoderConfig
 from ..encode._messages import EncoderSpec, VideoEpisode
 from ..encode._probe import choose_encoders
-from ..encode._queue import QueueStats
+from ..encode._queue import QueueFullPolicy, QueueStats
 from ..encode._worker import EncoderWorker, Reply
 from ._config import RecorderConfig
 from ._reports import CameraStatus, EncodeProgress, ProgressCallback
@@ -51,6 +52,8 @@ class EncoderSupervisor:
         self.chains: dict[str, tuple[EncoderConfig, ...]] = {}
         """Per camera: its current encoder, then the ones it falls back to (see `encode._probe.choose_encoders`)."""
         self._restarts: dict[str, int] = {}
+        self._start_adaptations: dict[str, Adaptation] = {}
+        """Cameras started on a faster setting than asked, for their first process to report."""
 
     # -- set-up and shutdown ----------------------------------------------------------------------
 
@@ -66,6 +69,35 @@ class EncoderSupervisor:
                 by_size[f.shape] = choose_encoders(config.camera_encoder, f.shape[1], f.shape[0], config.fps,
                                                    config.encoder_threads, camera=f.name)
             self.chains[f.name] = by_size[f.shape]
+        if config.streaming_encoding:
+            self._plan_start()
+
+    def _plan_start(self) -> None:
+        """The colour cameras' encoding need by `probe`'s figures: say when it is more than the encoders'
+        share of the machine; with adaptive overload, start on a faster setting when it needs more
+        than the whole machine (see `encode._budget`)."""
+        config = self.config
+        colour = [f for f in config.video_features if not f.depth]
+        firsts = [self.chains[f.name][0] for f in colour]
+        if not firsts or any(c != firsts[0] for c in firsts):  # `auto` chose per size: no one figure
+            return
+        adapt = config.adapt_on_overload
+        plan = plan_start({f.name: f.shape[:2] for f in colour}, config.fps, firsts[0], config.encoder_threads,
+                          adapt)
+        if plan is None:
+            return
+        message = plan.message(adapt, QueueFullPolicy(config.queue_full_policy).value)
+        if message:
+            log.warning("%s", message)
+        if plan.start is None:
+            return
+        change = (f"{describe_change(firsts[0], plan.start.encoder)}: the cameras need about "
+                  f"{plan.need.cpus_needed:.1f} CPUs with the first, {plan.start.cpus_needed:.1f} with the second "
+                  f"(streamrec probe's figures; {plan.need.cpus} CPUs here)")
+        for f in colour:
+            self.chains[f.name] = (plan.start.encoder, *self.chains[f.name])
+            self._start_adaptations[f.name] = Adaptation(f.name, 0, change, "now", 0, config.encoder_queue_maxsize,
+                                                         "start")
 
     @property
     def current(self) -> dict[str, EncoderConfig]:
@@ -95,7 +127,8 @@ class EncoderSupervisor:
             pre_encode=not config.streaming_encoding and config.batch_encoding_size == 1,
             adapt=config.adapt_on_overload and config.streaming_encoding,
             queue_size=config.encoder_queue_maxsize, cameras=cameras,
-            cpu_share=camera_shares({f.name: f.shape[:2] for f in config.video_features}, config.fps)[camera.name])
+            cpu_share=camera_shares({f.name: f.shape[:2] for f in config.video_features}, config.fps)[camera.name],
+            start_adaptation=self._start_adaptations.pop(camera.name, None))
         return EncoderWorker(spec, config.queue_full_policy, config.encoder_timeout_s)
 
     def _configured(self, camera: Feature) -> EncoderConfig | DepthEncoderConfig:
