@@ -39,12 +39,14 @@ class RecordingOptions:
     encoder_threads: int | None = None
     """Threads per camera encoder; None (null) lets the codec decide."""
     encoder_queue_maxsize: int = 30
-    """Frames each camera's encoder queue holds before the full-queue policy applies."""
+    """Frames each camera's encoder queue holds before the full-queue policy applies. Its shared memory,
+    maxsize + 1 frames per camera, is written once at start, so add_frame never pays first-touch faults."""
     queue_full_policy: QueueFullPolicy = QueueFullPolicy.DROP
     """When an encoder queue is full: drop (count it, its video slot repeats the previous frame) or block
     (wait for the encoder; for feeding recorded data)."""
     adapt_on_overload: bool = True
-    """A camera that needs more encoding CPU than it has (measured once, in its first episode) or
+    """Cameras that need more encoding CPU than the whole machine (probe's figure, at create) start on
+    a faster setting. A camera that needs more encoding CPU than it has (measured once, in its first episode) or
     whose encoder queue stays over a third full (0.3 s) moves to a faster setting: fewer codec
     threads at once, then a faster preset or codec from its next episode (in a new MP4). False keeps
     the settings fixed. Streaming only: the PNG path does not encode while recording, except with
