@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import json
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from streamrec import ConfigError, DatasetError
 from streamrec.fleet import TaskProgress
 
 
@@ -53,3 +57,24 @@ def progress_bars(console: Console, enabled: bool) -> Iterator[object]:
 def message(error: Exception, command: str) -> str:
     """The error for the command line: `streamrec merge: <what>` (without the library's own `merge: `)."""
     return f"streamrec {command}: {str(error).removeprefix(command + ': ')}"
+
+
+def run_operation(command: str, args: argparse.Namespace, work: Callable[[Any], Any]) -> Any:
+    """`work(progress)` under progress bars (unless --no-progress or --json). A refusal is printed and its exit
+    code returned instead of a report: 2 for bad arguments, 1 for a dataset that cannot be used; with --json the
+    report is printed and 0 returned."""
+    console = Console(highlight=False, stderr=True)
+    try:
+        with progress_bars(console, not args.no_progress and not args.json) as progress:
+            report = work(progress)
+    except ConfigError as e:
+        print(message(e, command), file=sys.stderr)
+        return 2
+    except DatasetError as e:
+        print(message(e, command), file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    return report

@@ -8,12 +8,32 @@ Shared by `streamrec record` and `streamrec lerobot-record`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._status import EpisodeFigures, RecordingStatus
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+"""The signals that stop a recording (finalizing what was recorded), and the exit code each gives (128 + number)."""
+
+
+def check_plan(plan: Any, bad: Callable[[str, str], Exception]) -> None:
+    """The session's plan, as both recording commands take it: fps, num_episodes, episode_time_s, reset_time_s
+    and single_task of `plan`; `bad(field, rule)` makes the error."""
+    if plan.fps <= 0:
+        raise bad("fps", "must be an integer > 0")
+    if plan.num_episodes < 1:
+        raise bad("num_episodes", "must be an integer >= 1")
+    if not plan.episode_time_s > 0:
+        raise bad("episode_time_s", "must be > 0 seconds")
+    if not plan.reset_time_s >= 0:
+        raise bad("reset_time_s", "must be >= 0 seconds")
+    if not plan.single_task.strip():
+        raise bad("single_task", "must describe the task, e.g. 'insert the peg'")
 
 
 class StopRequest:
@@ -32,6 +52,21 @@ class StopRequest:
             self.signum = signum
         else:
             os.write(2, self._note)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """This request handles SIGINT and SIGTERM while the block runs; the previous handlers after."""
+        previous = {s: signal.signal(s, self) for s in EXIT_CODES}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    @property
+    def exit_code(self) -> int | None:
+        """The command's exit code for the signal received; None before one."""
+        return None if self.signum is None else EXIT_CODES[self.signum]
 
 
 def run_ticks(ticks: int, fps: int, stop: StopRequest, tick: Callable[[], None], status: RecordingStatus,

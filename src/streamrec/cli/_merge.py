@@ -6,15 +6,13 @@ Exit codes: 0 merged, 1 could not merge (the sources differ, or one is unsound),
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from streamrec import ConfigError, DatasetError, merge
+from streamrec import merge
 
-from ._fleet import add_ray_flags, message, progress_bars
+from ._fleet import add_ray_flags, run_operation
 
 _MB = 2**20
 
@@ -39,21 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, stderr=True)
-    try:
-        with progress_bars(console, not args.no_progress and not args.json) as progress:
-            report = merge(args.sources, args.output, rename=args.rename, ray=args.ray, workers=args.workers,
-                           progress=progress)
-    except ConfigError as e:
-        print(message(e, "merge"), file=sys.stderr)
-        return 2
-    except DatasetError as e:
-        print(message(e, "merge"), file=sys.stderr)
-        return 1
-    if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
+    report = run_operation("merge", args, lambda progress: merge(
+        args.sources, args.output, rename=args.rename, ray=args.ray, workers=args.workers, progress=progress))
+    if isinstance(report, int):
+        return report
     out = Console(highlight=False)
     files = ", ".join(f"{k} {n}" for k, n in report.video_files.items())
     out.print(f"Merged {len(report.sources)} dataset(s) into {report.output}: {report.episodes} episode(s), "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 import textwrap
 import time
@@ -59,13 +58,12 @@ from streamrec.record import RecordingOptions
 from streamrec.record._config import OPTION_NAMES
 
 from ._live_display import LiveDisplay, display_target
-from ._loop import StopRequest, reset_wait, run_ticks
+from ._loop import StopRequest, check_plan, reset_wait, run_ticks
 from ._paths import PathProblem, check_dataset_root, check_writable_file
 from ._status import IMAGE_PREFIX, EpisodeFigures, RecordingStatus, write_report
 
 log = logging.getLogger("streamrec")
 
-_EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,16 +106,7 @@ class DatasetSection(RecordingOptions):
             raise bad("root", "must be a folder path")
         if not isinstance(self.single_task, str):
             raise bad("single_task", "must be a string")
-        if not self.single_task.strip():
-            raise bad("single_task", "must describe the task, e.g. 'insert the peg'")
-        if self.fps <= 0:
-            raise bad("fps", "must be an integer > 0")
-        if self.num_episodes < 1:
-            raise bad("num_episodes", "must be an integer >= 1")
-        if not self.episode_time_s > 0:
-            raise bad("episode_time_s", "must be > 0 seconds")
-        if not self.reset_time_s >= 0:
-            raise bad("reset_time_s", "must be >= 0 seconds")
+        check_plan(self, bad)
         if self.video is not True:
             raise bad("video", "streamrec stores cameras as video only (false would store PNG images per row); "
                       "leave it true")
@@ -250,12 +239,8 @@ class Recording:
     # -- top level ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        previous = {s: signal.signal(s, self.stop) for s in _EXIT_ON_SIGNAL}
-        try:
+        with self.stop.installed():
             return self._run()
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
     def _fail(self, message: str, code: int) -> int:
         self.status.fail(message)
@@ -285,7 +270,7 @@ class Recording:
         except OSError as e:  # the dataset folder cannot be made or written
             return self._fail(f"cannot write the dataset at {root}: {e}", 1)
         if rec is None:  # stopped while the cameras were opening
-            return _EXIT_ON_SIGNAL[self.stop.signum]
+            return self.stop.exit_code
         code = 0
         try:
             self._record_all(rec)
@@ -308,7 +293,7 @@ class Recording:
             write_report(Path(self.config.report_json), self.status.report(
                 rec, self.stop.signum, [key for _, key, _ in self._keys], display.report() if display else None))
         if code == 0 and self.stop.signum is not None:
-            code = _EXIT_ON_SIGNAL[self.stop.signum]
+            code = self.stop.exit_code
         return code
 
     def _open(self) -> DatasetRecorder | None:

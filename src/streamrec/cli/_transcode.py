@@ -7,17 +7,15 @@ Exit codes: 0 transcoded, 1 could not (the source is unsound), 2 bad arguments.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from streamrec import ConfigError, DatasetError, transcode
+from streamrec import transcode
 from streamrec.encode._codecs import VCODEC_CHOICES
-from streamrec.fleet._transcode import parse_encoder
+from streamrec.fleet._transcode import TranscodeReport, parse_encoder
 
-from ._fleet import add_ray_flags, message, progress_bars
+from ._fleet import add_ray_flags, run_operation
 
 _MB = 2**20
 
@@ -46,22 +44,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, stderr=True)
-    try:
+    def work(progress: object) -> TranscodeReport:
         encoder = parse_encoder(args.vcodec, crf=args.crf, preset=args.preset, g=args.g, pix_fmt=args.pix_fmt)
-        with progress_bars(console, not args.no_progress and not args.json) as progress:
-            report = transcode(args.source, args.output, encoder, encoder_threads=args.encoder_threads,
-                               ray=args.ray, workers=args.workers, progress=progress)
-    except ConfigError as e:
-        print(message(e, "transcode"), file=sys.stderr)
-        return 2
-    except DatasetError as e:
-        print(message(e, "transcode"), file=sys.stderr)
-        return 1
-    if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
+        return transcode(args.source, args.output, encoder, encoder_threads=args.encoder_threads, ray=args.ray,
+                         workers=args.workers, progress=progress)
+
+    report = run_operation("transcode", args, work)
+    if isinstance(report, int):
+        return report
     out = Console(highlight=False)
     encoders = ", ".join(f"{k} {'+'.join(dict.fromkeys(v))}" for k, v in report.encoders.items())
     out.print(f"Transcoded {report.source} into {report.output}: {report.episodes} episode(s), {report.frames} rows; "

@@ -17,6 +17,7 @@ from lerobot.robots import RobotConfig
 from lerobot.teleoperators import TeleoperatorConfig
 
 from streamrec import ConfigError, QueueFullPolicy
+from streamrec.cli._loop import check_plan
 
 
 @dataclass(frozen=True)
@@ -119,16 +120,7 @@ class DatasetSection:
             return ConfigError(f"--dataset.{name} = {getattr(self, name)!r}: {rule}")
 
         QueueFullPolicy.parse(self.queue_full_policy)
-        if self.fps <= 0:
-            raise bad("fps", "must be an integer > 0")
-        if self.num_episodes < 1:
-            raise bad("num_episodes", "must be an integer >= 1")
-        if not self.episode_time_s > 0:
-            raise bad("episode_time_s", "must be > 0 seconds")
-        if not self.reset_time_s >= 0:
-            raise bad("reset_time_s", "must be >= 0 seconds")
-        if not self.single_task.strip():
-            raise bad("single_task", "must describe the task, e.g. 'Grab the cube'")
+        check_plan(self, bad)
         if not self.video:
             raise bad("video", "streamrec stores cameras as video only; leave it true")
 

@@ -48,7 +48,6 @@ log = logging.getLogger("streamrec.lerobot")
 
 IMAGES = "observation.images."
 STATUS_PERIOD_S = 0.25
-_EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _NO_MEANING = {
     "--dataset.num_image_writer_processes": "streamrec writes no images from the loop: each camera has its own "
                                             "encoder (or PNG writer) process",
@@ -204,12 +203,8 @@ class Recording:
     # -- top level ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        previous = {s: signal.signal(s, self.stop) for s in _EXIT_ON_SIGNAL}
-        try:
+        with self.stop.installed():
             return self._run()
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
     def _fail(self, message: str, code: int) -> int:
         self.status.fail(message)
@@ -263,7 +258,7 @@ class Recording:
             write_report(Path(self.config.report_json),
                          self.status.report(ds.recorder, self.stop.signum, list(self.cameras.values()), extra))
         if code == 0 and self.stop.signum is not None:
-            code = _EXIT_ON_SIGNAL[self.stop.signum]
+            code = self.stop.exit_code
         return code
 
     def _open(self) -> None:
