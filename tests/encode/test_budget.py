@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 
@@ -12,7 +13,6 @@ from helpers.frames import id_frame
 from streamrec import ConfigError, DatasetRecorder, EncoderConfig, verify
 from streamrec._platform import available_cpus
 from streamrec.encode._budget import ENCODE_SHARE, EncodingNeed, StartPlan, camera_shares, measure_need
-from streamrec.encode._codecs import compiled_in
 
 H, W = 240, 320
 CAMERAS = ("observation.images.a", "observation.images.b")
@@ -121,3 +121,23 @@ def test_settings_that_fit_are_kept_without_a_word(tmp_path, caplog):
           DatasetRecorder.create(tmp_path / "ds", 1, _features()) as rec):
         assert rec.encoders == {k: "libsvtav1" for k in CAMERAS}
     assert "need about" not in caplog.text
+
+
+def test_a_cached_figure_from_a_busy_moment_is_measured_again_before_a_codec_change(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    config = EncoderConfig(vcodec="libx264", preset="ultrafast")
+    sizes = {k: (H, W) for k in CAMERAS}
+    true_ms = measure_need(sizes, 30, config, None).ms_per_frame[(H, W)]  # cached now
+    cache = next((tmp_path / "cache" / "streamrec").glob("probe-*.json"))
+    text = cache.read_text()
+    busy = json.loads(text)
+    for answer in busy["results"].values():
+        answer["cpu_ms_per_frame"] *= 1000  # as if measured while the machine was swamped
+    cache.write_text(json.dumps(busy))
+    assert measure_need(sizes, 30, config, None).over_machine  # the cache alone says: beyond the machine
+    with (caplog.at_level(logging.WARNING, logger="streamrec"),
+          DatasetRecorder.create(tmp_path / "ds", 30, _features(), camera_encoder=config) as rec):
+        assert rec.encoders == {k: "libx264" for k in CAMERAS}
+    assert "Starting with" not in caplog.text and "need about" not in caplog.text
+    again = measure_need(sizes, 30, config, None).ms_per_frame[(H, W)]  # the cache holds the new figure
+    assert again < 100 * true_ms
