@@ -61,7 +61,7 @@ def open_synthetic(name: str = "top", **spec) -> SyntheticSource:
 def test_synthetic_draws_straight_into_a_queue_buffer() -> None:
     # read_into fills the recorder's buffer in place: the same frames as read(), no copy of them.
     a, b = open_synthetic(width=128, height=96), open_synthetic(width=128, height=96)
-    out = np.empty((96, 128, 3), np.uint8)
+    out = np.full((96, 128, 3), 7, np.uint8)  # not a frame: what read_into leaves untouched shows
     for _ in range(5):
         before = time.time()
         assert b.read_into(out) >= before

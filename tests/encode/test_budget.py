@@ -141,3 +141,5 @@ def test_a_cached_figure_from_a_busy_moment_is_measured_again_before_a_codec_cha
     assert "Starting with" not in caplog.text and "need about" not in caplog.text
     again = measure_need(sizes, 30, config, None).ms_per_frame[(H, W)]  # the cache holds the new figure
     assert again < 100 * true_ms
+    swamped = {answer["cpu_ms_per_frame"] for answer in busy["results"].values()}
+    assert not swamped & {a["cpu_ms_per_frame"] for a in json.loads(cache.read_text())["results"].values()}

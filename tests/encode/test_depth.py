@@ -302,6 +302,7 @@ def test_slower_x265_presets_and_threads_stay_lossless(tmp_path, preset):
     frames = [depth_frame(i) for i in range(4)]
     write_episodes(tmp_path / "d.mp4", config, [frames], threads=1)
     video = read_depth_video(tmp_path / "d.mp4")
+    assert len(video.pixels) == len(frames) == 4
     assert all(np.array_equal(p, Q.codes(f)) for p, f in zip(video.pixels, frames))
 
 

@@ -48,12 +48,14 @@ def add_episodes(rec: DatasetRecorder, lengths: list[int], first: int = 0, **row
     return reports
 
 
-def check_rows(root: Path, mode: DepthEncoderConfig, first_ids: list[int], *, rgb: bool = True) -> None:
-    """Every row's depth is what the mode stores for the frame added there (the codes of its millimetres, or
-    the millimetres), and its colour frame the one added with it."""
+def check_rows(root: Path, mode: DepthEncoderConfig, first_ids: list[int], lengths: list[int], *,
+               rgb: bool = True) -> None:
+    """Every episode has the rows recorded (`lengths`), every row's depth is what the mode stores for the frame
+    added there (the codes of its millimetres, or the millimetres), and its colour frame the one added with it."""
     frames = DepthFrames(mode)
     eps = episodes(root)
     assert len(eps) == len(first_ids)
+    assert [ep["length"] for ep in eps] == lengths
     for ep, first in zip(eps, first_ids):
         got = stored_rows(root, ep, DEPTH, FPS)
         for r, pixels in enumerate(got):
@@ -81,7 +83,7 @@ def test_every_row_reads_back_in_both_modes_on_both_paths(tmp_path, mode, stream
     root = tmp_path / "ds"
     lengths = [5, 8, 3]
     reports = record(root, lengths, depth_encoder=mode, streaming_encoding=streaming, batch_encoding_size=batch)
-    check_rows(root, mode, starts(lengths))
+    check_rows(root, mode, starts(lengths), lengths)
     assert {r.cameras[DEPTH].encoder for r in reports} - {None} == {mode.encoder}  # None: a batch's PNGs waiting
     info = json.loads((root / "meta/info.json").read_text())["features"][DEPTH]
     assert info["shape"] == [H, W, 1] and info["info"]["is_depth_map"] is True
@@ -99,7 +101,7 @@ def test_metres_are_stored_as_the_millimetres_they_round_to(tmp_path):
     rec = DatasetRecorder.create(root, FPS, depth_features(), depth_encoder=EXACT, queue_full_policy="block")
     add_episodes(rec, [6], metres=True)
     rec.finalize()
-    check_rows(root, EXACT, [0])  # depth_frame / 1000 in float32 rounds back to the very millimetres
+    check_rows(root, EXACT, [0], [6])  # depth_frame / 1000 in float32 rounds back to the very millimetres
 
 
 def test_frame_buffer_lends_a_uint16_depth_buffer_that_goes_without_a_copy(tmp_path):
@@ -113,7 +115,7 @@ def test_frame_buffer_lends_a_uint16_depth_buffer_that_goes_without_a_copy(tmp_p
         assert rec._encoders.workers[DEPTH].queue._lent is None  # sent as it is: a copy would leave it lent
     rec.save_episode()
     rec.finalize()
-    check_rows(root, EXACT, [0])
+    check_rows(root, EXACT, [0], [9])
 
 
 @pytest.mark.parametrize(("value", "says"), [
@@ -138,7 +140,7 @@ def test_a_bad_depth_frame_is_refused_naming_the_feature_and_nothing_is_queued(t
         rec.add_frame(depth_row(ident))
     rec.save_episode()
     rec.finalize()
-    check_rows(root, QUANTIZED, [0, 3])
+    check_rows(root, QUANTIZED, [0, 3], [3, 4])
 
 
 def test_the_exact_mode_warns_that_lerobot_cannot_load_it(tmp_path, caplog):
@@ -195,7 +197,7 @@ def test_resume_takes_the_depth_settings_from_the_dataset(tmp_path, mode):
     assert rec.config.depth_encoder.same_stream(mode) == []
     add_episodes(rec, [5], first=7)
     rec.finalize()
-    check_rows(root, mode, [0, 4, 7])
+    check_rows(root, mode, [0, 4, 7], [4, 3, 5])
     files = sorted(p.name for p in (root / "videos" / DEPTH).rglob("*.mp4"))
     assert files == ["file-000.mp4", "file-001.mp4"]  # appended episodes go to a new file
     assert verify(root).healthy
@@ -225,7 +227,7 @@ def test_resume_a_depth_dataset_written_by_lerobot(tmp_path):
     changed = {p for p in before if before[p] != after[p]}
     assert changed == {Path("meta/info.json"), Path("meta/tasks.parquet"), Path("meta/stats.json")}
     # LeRobot's writer stored exactly the codes streamrec's quantizer makes, and the appended episodes follow
-    check_rows(root, QUANTIZED, [0, 8, 18, 24])
+    check_rows(root, QUANTIZED, [0, 8, 18, 24], [8, 10, 6, 5])
     info = json.loads((root / "meta/info.json").read_text())
     assert info["features"] == old_features  # LeRobot's own info blocks kept
     assert (info["total_episodes"], info["total_frames"]) == (4, 29)
@@ -263,12 +265,13 @@ def test_a_killed_depth_recording_is_repaired_with_every_saved_episode(tmp_path,
             "        rec.add_frame(depth_row(ident)); ident += 1\n"
             "    rec.save_episode()\n"
             f"    if {kill_at!r} == f'saved {{e}}': die()\n")
-    subprocess.run([sys.executable, "-c", code], check=False, timeout=300)
+    killed = subprocess.run([sys.executable, "-c", code], check=False, timeout=300)
+    assert killed.returncode == -9, killed  # killed where planned, not crashed before
     assert (root / ".streamrec").exists()
     report = repair(root)
     assert report.episodes_kept == [0, 1]
     assert report.episodes_encoded == ([] if streaming else [0, 1])
-    check_rows(root, EXACT, [0, 6])
+    check_rows(root, EXACT, [0, 6], [6, 9])
     assert verify(root).healthy
     info = json.loads((root / "meta/info.json").read_text())["features"][DEPTH]["info"]
     assert (info["video.codec"], info["depth_quantized"]) == ("ffv1", False)
@@ -295,6 +298,7 @@ def test_adaptive_overload_moves_depth_to_a_faster_preset_that_is_still_lossless
     assert steps == ["libx265 preset medium -> libx265 preset fast"], steps
     assert reports[1].video_file.name == "file-001.mp4"
     frames = DepthFrames(QUANTIZED)
+    assert [ep["length"] for ep in episodes(root)] == [90, 10]
     for ep in episodes(root):
         got = stored_rows(root, ep, DEPTH, FPS)
         assert all(np.array_equal(g, frames.stored(big[r % 8])) for r, g in enumerate(got))

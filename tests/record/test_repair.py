@@ -69,7 +69,8 @@ def test_repair_after_a_streaming_kill_names_the_unsaved_episode(tmp_path):
             "    rec.add_frame(frame_for(i, 0, float(i)))\n"
             "    if i == 11: rec.save_episode()\n"
             "import os; os.kill(os.getpid(), 9)\n")
-    subprocess.run([sys.executable, "-c", code], check=False)
+    killed = subprocess.run([sys.executable, "-c", code], check=False, timeout=300)
+    assert killed.returncode == -9, killed  # killed where planned, not crashed before
     report = repair(root)
     assert report.episodes_kept == [0]
     assert "the episode being recorded when the recording stopped (8 frame(s), never saved)" in report.removed
