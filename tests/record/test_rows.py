@@ -58,3 +58,13 @@ def test_with_allow_nonfinite_they_are_recorded_and_counted() -> None:
     state = stats["observation.state"]
     assert state["min"].tolist() == [0.0, 1.0, 2.0] and state["max"].tolist() == [0.0, 1.0, 5.0]  # finite ones only
     assert all(np.isfinite(v).all() for v in state.values())
+
+
+def test_a_loop_that_refills_one_array_every_tick_keeps_each_ticks_values() -> None:
+    rows = EpisodeRows(FEATURES)
+    state = np.zeros(3, np.float32)  # the robot driver's buffer, overwritten in place
+    for tick in range(4):
+        state[:] = tick
+        rows.append(rows.check(row(**{"observation.state": state})), "t")
+    table, _ = rows.table(episode_index=0, first_index=0, tasks={"t": 0}, fps=30)
+    assert [v[0] for v in table.column("observation.state").to_pylist()] == [0, 1, 2, 3]

@@ -40,8 +40,8 @@ class EpisodeRows:
         """Every key and value of a row, converted to the feature's dtype and shape; FrameError otherwise."""
         if not isinstance(frame, Mapping):
             raise FrameError(f"add_frame() takes a dict of feature -> value, got {type(frame).__name__}")
-        unknown = sorted(set(frame) - self._allowed)
-        if unknown:
+        if not self._allowed.issuperset(frame):
+            unknown = sorted(set(frame) - self._allowed)
             raise FrameError(f"add_frame(): unknown key(s) {unknown}; the features are "
                              f"{sorted(self._allowed - {'task'})} plus 'task'")
         task = frame.get("task")
@@ -143,4 +143,5 @@ def _check_value(f: Feature, value: Any) -> Any:
             i = int(np.flatnonzero(outside.ravel())[0])
             raise FrameError(f"add_frame(): {f.name!r} element {i} = {arr.ravel()[i]} does not fit its dtype "
                              f"{expected} ({limits.min}..{limits.max})")
-    return arr.astype(expected, copy=False).reshape(f.shape)
+    # Always a copy: the row is kept until save_episode, and a loop may refill one array every tick.
+    return np.array(arr, dtype=expected).reshape(f.shape)
