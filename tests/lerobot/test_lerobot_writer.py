@@ -9,17 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.depth import DEPTH, depth_frame, stored_rows
 from helpers.frames import episodes, frames_of_episode, id_frame, read_id
-from streamrec import ConfigError, DatasetError, EncoderConfig, verify
+from streamrec import ConfigError, DatasetError, DepthEncoderConfig, EncoderConfig, verify
+from streamrec.encode._depth import DepthFrames
 from streamrec.lerobot import (
     DEFAULT_FEATURES,
     LeRobotDataset,
     PushError,
     VideoEncodingManager,
+    depth_encoder_config,
     encoder_config,
 )
 
 H, W = 96, 128
+DH, DW = 48, 64
 H264 = {"vcodec": "h264", "preset": "ultrafast", "crf": 18, "g": 2, "extra_options": {"tune": "zerolatency"}}
 
 
@@ -128,8 +132,6 @@ def test_default_root_is_lerobots(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"observation.images.depth": {"dtype": "video", "shape": (H, W, 1), "names": None,
-                                   "info": {"is_depth_map": True}}}, "observation.images.depth"),
     ({"observation.images.top": {"dtype": "image", "shape": (H, W, 3), "names": None}}, "video only"),
     ({"observation.state": {"dtype": "float32", "shape": (3,), "names": None},
       "observation.images.top": {"dtype": "video", "shape": (H, W - 1, 3), "names": None}}, "even"),
@@ -177,6 +179,43 @@ def test_push_failure_leaves_the_dataset(tmp_path: Path) -> None:
     else:
         pytest.skip("huggingface_hub is installed here; the push without a network is tested in test_lerobot_record")
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+
+
+@pytest.mark.parametrize(("depth_encoder", "codec"), [(None, "hevc"), ({"vcodec": "ffv1"}, "ffv1")])
+def test_a_depth_camera_is_recorded_as_lerobot_stores_it_or_exactly(tmp_path: Path, depth_encoder, codec) -> None:
+    """A RealSense's depth as LeRobot's features give it ([H, W, 1], is_depth_map) and as its camera gives it
+    ((H, W) uint16 millimetres); LeRobot's default depth settings give LeRobot's 12-bit codes, ffv1 the mm."""
+    root = tmp_path / "ds"
+    features = {**lerobot_features(), DEPTH: {"dtype": "video", "shape": (DH, DW, 1),
+                                              "names": ["height", "width", "channels"], "info": {"is_depth_map": True}}}
+    lerobot_default = {"vcodec": "hevc", "pix_fmt": "gray12le", "g": 2, "crf": 30, "preset": None, "fast_decode": 0,
+                       "extra_options": {"x265-params": "lossless=1"}, "depth_min": 0.01, "depth_max": 10.0,
+                       "shift": 3.5, "use_log": True, "video_backend": "pyav"}
+    ds = LeRobotDataset.create("me/depth", 30, features, root=root, rgb_encoder=H264, streaming_encoding=True,
+                               depth_encoder=lerobot_default | (depth_encoder or {}))
+    for ident in range(5):
+        ds.add_frame(frame(ident) | {DEPTH: depth_frame(ident, DH, DW)})
+    ds.save_episode()
+    ds.finalize()
+    info = json.loads((root / "meta/info.json").read_text())["features"][DEPTH]["info"]
+    assert info["is_depth_map"] is True and info["video.codec"] == codec
+    mode = DepthEncoderConfig(vcodec=codec)
+    expected = [DepthFrames(mode).stored(depth_frame(i, DH, DW)) for i in range(5)]
+    got = stored_rows(root, episodes(root)[0], DEPTH, 30)
+    assert len(got) == 5 and all(np.array_equal(g, e) for g, e in zip(got, expected))
+    assert stored_ids(root) == {0: {"top": list(range(5)), "wrist": list(range(1000, 1005))}}
+    assert verify(root).healthy
+
+
+def test_depth_settings_from_lerobots_config() -> None:
+    assert depth_encoder_config(None) is None
+    assert depth_encoder_config({"vcodec": "hevc", "pix_fmt": "gray12le", "crf": 30, "depth_max": 10.0,
+                                 "extra_options": {"x265-params": "lossless=1"}}) == DepthEncoderConfig()
+    assert depth_encoder_config({"vcodec": "hevc", "depth_max": 6.0, "preset": "fast"}) == DepthEncoderConfig(
+        depth_max=6.0, preset="fast")
+    assert depth_encoder_config({"vcodec": "ffv1", "crf": 30, "depth_min": 0.01}) == DepthEncoderConfig(vcodec="ffv1")
+    with pytest.raises(ConfigError, match="video_backend"):
+        depth_encoder_config({"video_backend": "torchcodec"})
 
 
 def test_encoder_settings_from_lerobots_config() -> None:

@@ -21,7 +21,14 @@ from ._features import (
     sanity_check_dataset_robot_compatibility,
 )
 from ._hub import PushError
-from ._writer import DEFAULT_FEATURES, LeRobotDataset, Meta, VideoEncodingManager, encoder_config
+from ._writer import (
+    DEFAULT_FEATURES,
+    LeRobotDataset,
+    Meta,
+    VideoEncodingManager,
+    depth_encoder_config,
+    encoder_config,
+)
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -33,6 +40,7 @@ __all__ = [
     "VideoEncodingManager",
     "aggregate_pipeline_dataset_features",
     "create_initial_features",
+    "depth_encoder_config",
     "encoder_config",
     "record",
     "sanity_check_dataset_robot_compatibility",

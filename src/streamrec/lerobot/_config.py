@@ -51,8 +51,8 @@ class RGBEncoderSection:
 
 @dataclass(frozen=True)
 class DepthEncoderSection:
-    # Depth maps are not recorded by streamrec yet: these are accepted, and refused only if the robot has a
-    # depth camera (see streamrec.lerobot._writer.recorder_features, the seam for depth).
+    # How depth cameras are stored (LeRobot's names and defaults: 12-bit codes in lossless HEVC); vcodec=ffv1
+    # stores the millimetres exactly, which LeRobot 0.6.1 cannot load.
     vcodec: str = "hevc"
     pix_fmt: str = "gray12le"
     g: int | None = 2

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from streamrec import ConfigError, DatasetError, DatasetRecorder, EncoderConfig, FrameError, QueueFullPolicy
+from streamrec import (
+    ConfigError,
+    DatasetError,
+    DatasetRecorder,
+    DepthEncoderConfig,
+    EncoderConfig,
+    FrameError,
+    QueueFullPolicy,
+)
 from streamrec.dataset._reader import DatasetReader
 from streamrec.record import EpisodeReport
 from streamrec.record._reports import ProgressCallback
@@ -89,29 +97,50 @@ def is_depth(spec: Mapping[str, Any]) -> bool:
         spec.get("dtype") in ("video", "image") and len(shape) == 3 and shape[2] == 1)
 
 
-def recorder_features(features: Mapping[str, Mapping[str, Any]], depth_encoder: Any = None) -> dict[str, dict]:
-    """The features DatasetRecorder is given: LeRobot's, less the default columns.
-
-    DEPTH SEAM: depth cameras (`is_depth`) are refused here until the recorder stores depth maps; the
-    depth work replaces this refusal by passing them on, with `depth_encoder` (LeRobot's
-    `DepthEncoderConfig`: vcodec, pix_fmt, depth_min, depth_max, shift, use_log, ...).
-    """
+def recorder_features(features: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
+    """The features DatasetRecorder is given: LeRobot's, less the default columns; a depth camera (`is_depth`)
+    as streamrec's depth feature, [H, W, 1] with `info.is_depth_map`."""
     out: dict[str, dict] = {}
-    depth = []
     for name, spec in features.items():
         if name in DEFAULT_FEATURES:
-            continue
-        if is_depth(spec):
-            depth.append(name)
             continue
         if spec.get("dtype") == "image":
             raise ConfigError(f"features[{name!r}]['dtype'] = 'image': streamrec stores cameras as video only; "
                               "record with use_videos=True (lerobot-record: --dataset.video=true)")
         out[name] = {"dtype": spec["dtype"], "shape": list(spec["shape"]), "names": spec.get("names")}
-    if depth:
-        raise ConfigError(f"depth camera(s) {depth}: streamrec does not record depth maps yet; record without "
-                          "them (e.g. use_depth=false in the camera config)")
+        if is_depth(spec):
+            out[name]["info"] = {"is_depth_map": True}
     return out
+
+
+_LEROBOT_DEPTH_DEFAULTS: dict[str, Any] = {
+    "vcodec": "hevc", "pix_fmt": "gray12le", "g": 2, "crf": 30, "preset": None, "fast_decode": 0,
+    "extra_options": {"x265-params": "lossless=1"}, "depth_min": 0.01, "depth_max": 10.0, "shift": 3.5,
+    "use_log": True}
+"""LeRobot 0.6.1's `DepthEncoderConfig()`: streamrec's `DepthEncoderConfig()` writes the same stream."""
+
+
+def depth_encoder_config(depth: Any) -> DepthEncoderConfig | None:
+    """streamrec's DepthEncoderConfig from LeRobot's (or any object or mapping with its fields). A field at
+    LeRobot's default is left unset, so that streamrec's mode defaults apply (the same values for hevc; none
+    for ffv1). None stays None."""
+    if depth is None or isinstance(depth, DepthEncoderConfig):
+        return depth
+
+    def get(name: str, default: Any) -> Any:
+        return depth.get(name, default) if isinstance(depth, Mapping) else getattr(depth, name, default)
+
+    backend = get("video_backend", "pyav")
+    if backend not in (None, "pyav"):
+        raise ConfigError(f"depth_encoder.video_backend = {backend!r}: streamrec encodes with PyAV only ('pyav')")
+    chosen = {}
+    for name, default in _LEROBOT_DEPTH_DEFAULTS.items():
+        value = get(name, default)
+        if name == "extra_options":
+            value = {str(k): _option_text(v) for k, v in (value or {}).items()}
+        if value != default:
+            chosen[name] = value
+    return DepthEncoderConfig(**chosen)
 
 
 class Meta:
@@ -186,7 +215,8 @@ class LeRobotDataset:
         self.robot_type = robot_type
         self._features = {**{k: dict(v) for k, v in features.items() if k not in DEFAULT_FEATURES},
                           **{k: dict(v) for k, v in DEFAULT_FEATURES.items()}}
-        self._video_keys = [k for k, f in self._features.items() if f["dtype"] == "video"]
+        self._rgb_keys = [k for k, f in self._features.items() if f["dtype"] == "video" and not is_depth(f)]
+        """Colour cameras, whose images LeRobot may give in other forms; depth goes to the recorder as it is."""
         self._total_frames = total_frames
         self._finalized = False
         self.meta = Meta(self)
@@ -225,7 +255,7 @@ class LeRobotDataset:
         process and encodes at `save_episode()`; True encodes while recording.
 
         Raises:
-            ConfigError: a setting or feature is invalid (`use_videos=False`, depth cameras, ...).
+            ConfigError: a setting or feature is invalid (`use_videos=False`, image features, ...).
             DatasetError: `root` holds files already.
         """
         if not use_videos:
@@ -233,10 +263,12 @@ class LeRobotDataset:
         if image_writer_processes or image_writer_threads:
             say_ignored("image_writer_processes/threads", f"{image_writer_processes}/{image_writer_threads}",
                         _IMAGE_WRITER_WHY)
-        ours = recorder_features(features, depth_encoder)
+        ours = recorder_features(features)
+        depth = depth_encoder_config(depth_encoder)
         rec = DatasetRecorder.create(
             root if root is not None else default_root(repo_id), fps, ours, robot_type=robot_type,
             streaming_encoding=streaming_encoding, camera_encoder=encoder_config(rgb_encoder),
+            **({} if depth is None else {"depth_encoder": depth}),
             encoder_threads=encoder_threads, encoder_queue_maxsize=encoder_queue_maxsize,
             queue_full_policy=queue_full_policy, adapt_on_overload=adapt_on_overload,
             batch_encoding_size=batch_encoding_size,
@@ -268,7 +300,7 @@ class LeRobotDataset:
     ) -> LeRobotDataset:
         """Add episodes to the finalized dataset in `root` (a local folder: nothing is downloaded).
 
-        `rgb_encoder` left at LeRobot's defaults (or None) takes the dataset's own encoder settings.
+        `rgb_encoder` and `depth_encoder` left at LeRobot's defaults (or None) take the dataset's own settings.
 
         Raises:
             DatasetError: no finalized dataset in `root`, an interrupted one (run `streamrec repair`), or
@@ -283,13 +315,16 @@ class LeRobotDataset:
         if image_writer_processes or image_writer_threads:
             say_ignored("image_writer_processes/threads", f"{image_writer_processes}/{image_writer_threads}",
                         _IMAGE_WRITER_WHY)
-        recorder_features(info["features"], depth_encoder)  # refuses what cannot be appended to
+        recorder_features(info["features"])  # refuses what cannot be appended to
         encoder = encoder_config(rgb_encoder)
         # Default settings mean "the dataset's own" (LeRobot's RGBEncoderConfig() carries preset 12, set by
         # its __post_init__; streamrec's default leaves it None): only settings a user chose are checked.
         if encoder in (EncoderConfig(), EncoderConfig(preset=12)):
             encoder = None
+        depth = depth_encoder_config(depth_encoder)
         chosen = {} if encoder is None else {"camera_encoder": encoder}
+        if depth not in (None, DepthEncoderConfig()):
+            chosen["depth_encoder"] = depth
         rec = DatasetRecorder.resume(
             root, **chosen,
             streaming_encoding=streaming_encoding, encoder_threads=encoder_threads,
@@ -303,7 +338,8 @@ class LeRobotDataset:
         """Add one row: every feature plus "task" (never the default columns).
 
         Camera images are uint8 (H, W, 3) arrays as cameras give them; LeRobot's other forms are
-        converted: channel-first, float in [0, 1], PIL images, torch tensors.
+        converted: channel-first, float in [0, 1], PIL images, torch tensors. Depth maps are uint16
+        millimetres, (H, W) or (H, W, 1), or float32 metres, as a RealSense gives them.
 
         Raises:
             FrameError: a key is missing or unknown, or a value has the wrong shape or dtype.
@@ -312,7 +348,7 @@ class LeRobotDataset:
         for key, value in values.items():
             if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor, without importing torch
                 values[key] = value = value.detach().cpu().numpy()
-            if key in self._video_keys and not (isinstance(value, np.ndarray) and value.dtype == np.uint8
+            if key in self._rgb_keys and not (isinstance(value, np.ndarray) and value.dtype == np.uint8
                                                 and value.ndim == 3 and value.shape[2] == 3):
                 values[key] = _as_hwc_uint8(key, value, self._features[key]["shape"])
         self._rec.add_frame(values)
