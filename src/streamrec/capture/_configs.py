@@ -28,10 +28,7 @@ class SyntheticCameraConfig:
 
     def __post_init__(self) -> None:
         for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 16 or value % 2:
-                raise ConfigError(f"SyntheticCameraConfig.{name} = {value!r}: must be an even integer >= 16 "
-                                  "(the encoders need even sizes)")
+            _even_size("SyntheticCameraConfig", name, getattr(self, name))
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"SyntheticCameraConfig.seed = {self.seed!r}: must be an integer or null")
 
@@ -98,9 +95,8 @@ class OpenCVCameraConfig:
                 isinstance(value, int) and value < 0):
             raise bad("index_or_path", "must be a device index >= 0, or a device path, video file or URL")
         for name in ("width", "height"):
-            size = getattr(self, name)
-            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 16 or size % 2):
-                raise bad(name, "must be an even integer >= 16 (the encoders need even sizes), or null")
+            if getattr(self, name) is not None:
+                _even_size("OpenCVCameraConfig", name, getattr(self, name), ", or null")
         if (self.width is None) != (self.height is None):
             raise ConfigError(f"OpenCVCameraConfig.width = {self.width!r}, height = {self.height!r}: give both or "
                               "neither")
@@ -153,9 +149,7 @@ class SimCameraConfig:
             raise bad("camera", "must be the name of a camera of the scene, such as 'top', or null for the "
                       "camera's own name")
         for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 16 or value % 2:
-                raise bad(name, "must be an even integer >= 16 (the encoders need even sizes)")
+            _even_size(type(self).__name__, name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise bad("seed", "must be an integer >= 0")
         for name in ("shadows", "depth"):
@@ -163,9 +157,10 @@ class SimCameraConfig:
                 raise bad(name, "must be true or false")
 
 
-def _even_size(cls: str, name: str, value: object) -> None:
+def _even_size(cls: str, name: str, value: object, alternative: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 16 or value % 2:
-        raise ConfigError(f"{cls}.{name} = {value!r}: must be an even integer >= 16 (the encoders need even sizes)")
+        raise ConfigError(f"{cls}.{name} = {value!r}: must be an even integer >= 16 (the encoders need even "
+                          f"sizes){alternative}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from streamrec import ConfigError
 from streamrec.capture._display import DisplayError, DisplayWorker, RerunSink, has_screen, import_rerun, rrd_path_for
+from streamrec.cli._paths import PathProblem
 
 log = logging.getLogger("streamrec")
 
@@ -20,19 +20,21 @@ JOIN_S = 10.0
 """How long the end of a recording waits for the display thread to log what it has queued."""
 
 
-def display_target(root: Path, flag: str = "--display_data=true") -> Path | None:
+def display_target(root: Path) -> Path | None:
     """Where the display goes: None for the Rerun viewer (a screen), else the `.rrd` beside the dataset.
 
     Raises:
-        ConfigError: Rerun is not installed, or the `.rrd` exists already.
+        ConfigError: Rerun is not installed.
+        PathProblem: the `.rrd` exists already.
     """
     import_rerun()
     if has_screen():
         return None
     rrd = rrd_path_for(root)
     if rrd.exists():
-        raise ConfigError(f"{flag}: there is no screen here (DISPLAY and WAYLAND_DISPLAY are unset), so the display "
-                          f"is saved to {rrd}, which exists already; move it away or record to another folder")
+        raise PathProblem(f"--display_data=true: there is no screen here (DISPLAY and WAYLAND_DISPLAY are unset), so "
+                          f"the display is saved to {rrd}, which exists already; move it away or record to another "
+                          "folder")
     return rrd
 
 

@@ -257,8 +257,10 @@ class Recording:
         if self.config.display_data:
             try:
                 self._rrd = display_target(root)
-            except ConfigError as e:
-                return self._fail(str(e), 2 if "pip install" in str(e) else 1)
+            except ConfigError as e:  # Rerun is not installed
+                return self._fail(str(e), 2)
+            except PathProblem as e:
+                return self._fail(str(e), 1)
         try:
             rec = self._open()
         except SourceError as e:

@@ -58,7 +58,7 @@ def render(report: VerifyReport, console: Console) -> None:
     """Print the per-episode table, the findings and a one-line verdict."""
     if report.rows:
         console.print(f"streamrec verify {report.root}")
-        console.print(_rows_table(report, console))
+        console.print(_rows_table(report))
     if report.findings:
         # A list, not a table: messages are long and stay readable in an 80-column log.
         console.print(Text("Findings", "bold"))
@@ -82,7 +82,7 @@ def render(report: VerifyReport, console: Console) -> None:
         console.print(Text(f"Problems found: {counts}; checked in {report.elapsed_s:.2f} s", _STYLE["error"]))
 
 
-def _rows_table(report: VerifyReport, console: Console) -> Table:
+def _rows_table(report: VerifyReport) -> Table:
     timing = any(r.interval_p50_ms is not None for r in report.rows)
     t = _tables.table()
     for header, right in (("Episode", True), ("Camera", False), ("Frames", True), ("Rows", True),

@@ -97,7 +97,6 @@ class _EpisodeJob:
     episode_index: int
     first: int
     """The episode's first frame's slot in the source file."""
-    from_s: float
     length: int
     chain: tuple[EncoderConfig, ...]
     width: int
@@ -260,7 +259,7 @@ def transcode(source: str | Path, output: str | Path, encoder: EncoderConfig, *,
                                        f"shape {shape} (height, width, channels)")
                 checked.add(video.file)
             what = f"{root} episode {ep.episode_index}"
-            jobs.append(_EpisodeJob(str(path), k, ep.episode_index, first_slot(video.from_s, fps, what), video.from_s,
+            jobs.append(_EpisodeJob(str(path), k, ep.episode_index, first_slot(video.from_s, fps, what),
                                     ep.length, chains[k], width, height, fps, encoder_threads,
                                     str(layout.spool(k, ep.episode_index))))
     limit = float(reader.info.get("video_files_size_in_mb") or 200) * _MB

@@ -47,7 +47,6 @@ from ._writer import LeRobotDataset, default_root, encoder_config, say_ignored
 log = logging.getLogger("streamrec.lerobot")
 
 IMAGES = "observation.images."
-STATUS_PERIOD_S = 0.25
 _NO_MEANING = {
     "--dataset.num_image_writer_processes": "streamrec writes no images from the loop: each camera has its own "
                                             "encoder (or PNG writer) process",
@@ -221,6 +220,9 @@ class Recording:
         except ConfigError as e:
             self._abandon()
             return self._fail(str(e), 2)
+        except PathProblem as e:
+            self._abandon()
+            return self._fail(str(e), 1)
         except Exception as e:  # noqa: BLE001 - a device or the dataset folder: said, then exit 1
             log.debug("opening failed", exc_info=True)
             self._abandon()

@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 
 from streamrec import DatasetError
-from streamrec.dataset._reader import DatasetReader
+from streamrec.dataset._depth import is_depth_info
+from streamrec.dataset._reader import DEFAULT_COLUMNS, DatasetReader
 from streamrec.dataset._reader import Episode as _ReaderEpisode
 from streamrec.dataset._tables import as_matrix
 
-DEFAULT_COLUMNS = frozenset({"timestamp", "frame_index", "episode_index", "index", "task_index"})
 _NUMERIC = ("float", "int", "uint", "bool")
 
 
@@ -144,7 +144,7 @@ class Dataset:
 def _camera(key: str, feature: dict[str, Any]) -> Camera:
     info = feature.get("info") or {}
     shape = feature.get("shape") or [None, None]
-    depth = bool(info.get("is_depth_map") or info.get("video.is_depth_map"))
+    depth = is_depth_info(info)
     by_file = info.get("video.codec_by_file")
     return Camera(key=key, height=info.get("video.height", shape[0]), width=info.get("video.width", shape[1]),
                   codec=info.get("video.codec"), pix_fmt=info.get("video.pix_fmt"), is_depth=depth,
