@@ -576,6 +576,20 @@ class DatasetReader:
             raise DatasetError(f"{self.root}: {errors[0].message}; {what} needs a sound dataset (run "
                                f"`streamrec verify {self.root}` for every problem)")
 
+    def require_finalized(self, what: str) -> None:
+        """Raise DatasetError, saying `what` cannot go on, unless this is a sound dataset that no recording is
+        writing or left interrupted, with its episodes table read whole (for operations that read a dataset)."""
+        if not self.is_dataset:
+            self.require(what)
+        if self.layout.work.exists():
+            who = self.recorded_by()
+            state = f"is being recorded by {who}" if who else "was interrupted (run `streamrec repair` on it first)"
+            raise DatasetError(f"{what}: {self.root} {state}; {what} reads finalized datasets only")
+        _ = self.fps, self.tasks, self.episodes
+        self.require(what)
+        if not self.episodes_complete:
+            raise DatasetError(f"{what}: {self.root}: meta/episodes could not be read whole")
+
 
 def _cell(columns: dict[str, list], name: str, row: int) -> Any:
     column = columns.get(name)

@@ -272,16 +272,7 @@ def _with_capture_times(renames: Mapping[str, str], readers: Sequence[DatasetRea
 
 def _read_source(reader: DatasetReader, renames: Mapping[str, str]) -> _Source:
     root = reader.root
-    if not reader.is_dataset:
-        reader.require("merge")
-    if reader.layout.work.exists():
-        who = reader.recorded_by()
-        state = f"is being recorded by {who}" if who else "was interrupted (run `streamrec repair` on it first)"
-        raise DatasetError(f"merge: {root} {state}; merge reads finalized datasets only")
-    _ = reader.fps, reader.tasks, reader.episodes
-    reader.require("merge")
-    if not reader.episodes_complete:
-        raise DatasetError(f"merge: {root}: meta/episodes could not be read whole")
+    reader.require_finalized("merge")
     table = reader.episodes_table()
     if reader.episodes and table is None:
         reader.require("merge")

@@ -290,16 +290,7 @@ def transcode(source: str | Path, output: str | Path, encoder: EncoderConfig, *,
 
 def _read(root: Path) -> DatasetReader:
     reader = DatasetReader(root)
-    if not reader.is_dataset:
-        reader.require("transcode")
-    if reader.layout.work.exists():
-        who = reader.recorded_by()
-        state = f"is being recorded by {who}" if who else "was interrupted (run `streamrec repair` on it first)"
-        raise DatasetError(f"transcode: {root} {state}; transcode reads finalized datasets only")
-    _ = reader.fps, reader.tasks, reader.episodes
-    reader.require("transcode")
-    if not reader.episodes_complete:
-        raise DatasetError(f"transcode: {root}: meta/episodes could not be read whole")
+    reader.require_finalized("transcode")
     if not reader.cameras or not reader.episodes:
         raise DatasetError(f"transcode: {root} has no video feature or no episode; there is nothing to re-encode")
     return reader
