@@ -59,3 +59,16 @@ def test_a_full_queue_drops_and_counts_without_touching_the_waiting_frames(pair)
     assert queue.offer(5, frame(5))  # room again: the buffer just released
     slot, index, data = take(reader)
     assert (slot, index) == (5, got[0][1]) and (data == 5).all()
+
+
+def test_drops_are_counted_each_and_logged_at_most_once_a_second(pair, caplog):
+    queue, _ = pair
+    for slot in range(4):  # maxsize 3 plus the buffer being encoded: full, nobody reading
+        assert queue.offer(slot, frame(slot))
+    with caplog.at_level("WARNING", logger="streamrec"):
+        for slot in range(4, 54):
+            assert not queue.offer(slot, frame(slot))
+    assert queue.stats().frames_dropped == 50
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0] == "Encoder queue full for observation.images.top, dropped 1 frame(s)"
+    assert len(said) == 1  # 50 drops in well under a second: one line, the counts are in the stats

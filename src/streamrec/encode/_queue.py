@@ -157,6 +157,7 @@ class FrameQueue:
         """Lent instead when every buffer is in use: filled, then dropped by `offer` as usual."""
         self._frames_in = 0
         self._frames_dropped = 0
+        self._warned_at = 0.0
         self._dropped_slots: list[int] = []
         self._max_depth = 0
         self.consumer_alive: Callable[[], bool] = lambda: True
@@ -202,7 +203,9 @@ class FrameQueue:
                 self._frames_dropped += 1
                 self._dropped_slots.append(slot)
                 n = self._frames_dropped
-                if n == 1 or n % 10 == 0:
+                now = time.monotonic()
+                if n == 1 or now - self._warned_at >= 1.0:  # at most once a second: logging is not free here
+                    self._warned_at = now
                     log.warning("Encoder queue full for %s, dropped %d frame(s)", self.camera, n)
                 return False
             # Offline conversion: a short sleep between looks is cheaper than any signalling.
