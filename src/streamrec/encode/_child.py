@@ -138,8 +138,8 @@ class _EncoderProcess:
                     if self.spec.adapt:
                         self.encoder.watch_queue(self.queue.depth() - 1)  # less this frame, released below
                 else:
-                    frame = self.spill.write(slot, array)
-                    if self.idle is not None:
+                    frame = self.spill.write(slot, array, for_video=self.idle is not None)
+                    if frame is not None and self.idle is not None:
                         self.idle.offer(slot, frame)
         except BaseException as e:  # noqa: BLE001 - reported to the recorder
             self.fail(e, None)

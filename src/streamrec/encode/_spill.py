@@ -60,8 +60,9 @@ class ImageSpill:
         shutil.rmtree(self._open, ignore_errors=True)
         self._open.mkdir(parents=True)
 
-    def write(self, slot: int, array: np.ndarray) -> av.VideoFrame:
-        """Write the frame of `slot`; returns it as a VideoFrame (a copy of `array`)."""
+    def write(self, slot: int, array: np.ndarray, *, for_video: bool = True) -> av.VideoFrame | None:
+        """Write the frame of `slot`; returns it as the video encoder takes it (a copy of `array`), or None
+        without `for_video` (a depth frame's conversion is then skipped)."""
         # A still-image encoder holds no state between frames, so one context serves the episode.
         if self.frames == 0:
             self._codec = self._new_codec()
@@ -74,7 +75,9 @@ class ImageSpill:
         with open(self._open / _frame_name(slot), "wb") as f:
             f.write(bytes(packets[0]))
         self.frames += 1
-        return frame if depth is None else depth.to_frame(array)
+        if depth is None:
+            return frame
+        return depth.to_frame(array) if for_video else None
 
     def open_frame_path(self, slot: int) -> Path:
         """Where the open episode's PNG of `slot` is (once written)."""
