@@ -6,10 +6,21 @@ Every path of a dataset is spelled here, and every file name is parsed here (`Fi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CODEBASE_VERSION = "v3.0"
+FILE_SIZE_DEFAULTS: dict[str, float | int] = {"video_files_size_in_mb": 200.0, "data_files_size_in_mb": 100.0,
+                                              "chunks_size": 1000}
+"""The v3.0 format's file limits when info.json does not give them (LeRobot's defaults too)."""
+
+
+def file_sizes(info: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset's file limits from its info.json, the defaults where a value is missing or null."""
+    return {key: type(default)(info.get(key) or default) for key, default in FILE_SIZE_DEFAULTS.items()}
+
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from .._errors import DatasetError
 from ._features import CAPTURE_TIME_SUFFIX, DEFAULT_FEATURES, Feature, parse_features
 from ._findings import Findings
-from ._layout import CODEBASE_VERSION, DATA_PATH, VIDEO_PATH, FileIndex, Layout
+from ._layout import CODEBASE_VERSION, DATA_PATH, VIDEO_PATH, FileIndex, Layout, file_sizes
 from ._lock import lock_holder
 from ._stats import STAT_NAMES, Stats
 
@@ -224,7 +224,7 @@ class DatasetReader:
 
     @property
     def chunks_size(self) -> int:
-        return int((self.info or {}).get("chunks_size", 1000))
+        return file_sizes(self.info or {})["chunks_size"]
 
     # -- file names -------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from .._errors import ConfigError, DatasetError
 from ..dataset._durable import fsync_replace, write_json_atomic, write_parquet_atomic
 from ..dataset._features import CAPTURE_TIME_SUFFIX, DEFAULT_FEATURES
-from ..dataset._layout import DATA_PATH, VIDEO_PATH, FileIndex, Layout
+from ..dataset._layout import DATA_PATH, VIDEO_PATH, FileIndex, Layout, file_sizes
 from ..dataset._mp4 import VideoFile
 from ..dataset._reader import DatasetReader, Episode
 from ..dataset._stats import STAT_NAMES, Stats, aggregate, numeric_stats
@@ -410,7 +410,7 @@ class _Plan:
         return f"{self.sources[src].root} episode {ep.episode_index}"
 
     def _plan_camera(self, camera: str, info: Mapping[str, Any]) -> list[_VideoJob]:
-        limit = float(info.get("video_files_size_in_mb") or 200) * _MB
+        limit = file_sizes(info)["video_files_size_in_mb"] * _MB
         shape = self.features[camera]["shape"]
         params: dict[str, StreamParams] = {}
         in_file: dict[str, int] = {}
@@ -451,7 +451,7 @@ class _Plan:
         return jobs
 
     def _plan_data(self, info: Mapping[str, Any]) -> list[_DataJob]:
-        limit = float(info.get("data_files_size_in_mb") or 100) * _MB
+        limit = file_sizes(info)["data_files_size_in_mb"] * _MB
         first = self.sources[0]
         try:
             features = first.reader.user_features()

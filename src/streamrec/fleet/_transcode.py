@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from .._errors import ConfigError, DatasetError
 from ..dataset._durable import write_json_atomic, write_parquet_atomic
-from ..dataset._layout import VIDEO_PATH, FileIndex, Layout
+from ..dataset._layout import VIDEO_PATH, FileIndex, Layout, file_sizes
 from ..dataset._mp4 import PacketSpool, VideoFile
 from ..dataset._reader import DatasetReader, Episode
 from ..dataset._writer import video_info
@@ -262,7 +262,7 @@ def transcode(source: str | Path, output: str | Path, encoder: EncoderConfig, *,
             jobs.append(_EpisodeJob(str(path), k, ep.episode_index, first_slot(video.from_s, fps, what),
                                     ep.length, chains[k], width, height, fps, encoder_threads,
                                     str(layout.spool(k, ep.episode_index))))
-    limit = float(reader.info.get("video_files_size_in_mb") or 200) * _MB
+    limit = file_sizes(reader.info)["video_files_size_in_mb"] * _MB
     chunks_size = reader.chunks_size
     with staged, runner(ray, workers, progress) as run:
         encoded = run.map(_encode_episode, jobs, stage="encode episodes", units=[j.length for j in jobs],

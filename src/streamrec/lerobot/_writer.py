@@ -272,8 +272,8 @@ class LeRobotDataset:
             encoder_threads=encoder_threads, encoder_queue_maxsize=encoder_queue_maxsize,
             queue_full_policy=queue_full_policy, adapt_on_overload=adapt_on_overload,
             batch_encoding_size=batch_encoding_size,
-            video_files_size_in_mb=200.0 if video_files_size_in_mb is None else video_files_size_in_mb,
-            data_files_size_in_mb=100.0 if data_files_size_in_mb is None else data_files_size_in_mb)
+            **{k: v for k, v in (("video_files_size_in_mb", video_files_size_in_mb),
+                                 ("data_files_size_in_mb", data_files_size_in_mb)) if v is not None})
         return cls(rec, repo_id, features, robot_type, 0)
 
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any
 
 from .._errors import ConfigError
 from ..dataset._features import Feature
+from ..dataset._layout import FILE_SIZE_DEFAULTS
 from ..encode._codecs import ENCODERS
 from ..encode._config import EncoderConfig
 from ..encode._depth import DepthEncoderConfig
@@ -130,9 +131,9 @@ class RecorderConfig(RecordingOptions):
     """User features (cameras as dtype 'video', vectors, scalars); the default columns are added."""
     robot_type: str | None = None
     """Free text stored in info.json."""
-    video_files_size_in_mb: float = 200.0
-    data_files_size_in_mb: float = 100.0
-    chunks_size: int = 1000
+    video_files_size_in_mb: float = FILE_SIZE_DEFAULTS["video_files_size_in_mb"]
+    data_files_size_in_mb: float = FILE_SIZE_DEFAULTS["data_files_size_in_mb"]
+    chunks_size: int = FILE_SIZE_DEFAULTS["chunks_size"]
 
     def __post_init__(self) -> None:
         RecordingOptions.__post_init__(self)  # zero-argument super() fails in slotted dataclasses

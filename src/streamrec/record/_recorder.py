@@ -22,7 +22,7 @@ from .._errors import DatasetError, FrameError, StreamrecError, WorkerError
 from ..dataset._durable import remove_work
 from ..dataset._features import parse_features
 from ..dataset._journal import SavedEpisode
-from ..dataset._layout import Layout
+from ..dataset._layout import Layout, file_sizes
 from ..dataset._lock import WorkLock
 from ..dataset._writer import DatasetWriter
 from ..encode._messages import EpisodeEnd, VideoEpisode
@@ -150,9 +150,7 @@ class DatasetRecorder:
             settings.setdefault("depth_encoder", existing.depth_encoder)
         config = RecorderConfig(
             root=root, fps=info["fps"], features=existing.features, robot_type=info.get("robot_type"),
-            video_files_size_in_mb=info.get("video_files_size_in_mb", 200.0),
-            data_files_size_in_mb=info.get("data_files_size_in_mb", 100.0), chunks_size=info.get("chunks_size", 1000),
-            **settings)
+            **file_sizes(info), **settings)
         _warn_if_exact_depth(config)
         rec = cls(config)
         rec._lock = WorkLock(rec._layout, "DatasetRecorder.resume")

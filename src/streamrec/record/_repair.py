@@ -32,7 +32,7 @@ import av
 from .._errors import DatasetError, WorkerError
 from ..dataset._durable import remove_work
 from ..dataset._journal import EpisodeJournal, SavedEpisode
-from ..dataset._layout import WORK_DIR, FileIndex, Layout
+from ..dataset._layout import WORK_DIR, FileIndex, Layout, file_sizes
 from ..dataset._lock import WorkLock
 from ..dataset._mp4 import rebuild_video_file
 from ..dataset._reader import DatasetReader
@@ -136,9 +136,7 @@ def _repair(root: Path, layout: Layout, report: RepairReport, progress: Progress
         root=root, fps=base.info["fps"], features=base.features, robot_type=base.info.get("robot_type"),
         streaming_encoding=not pending, camera_encoder=base.camera_encoder,
         **({"depth_encoder": base.depth_encoder} if base.depth_encoder is not None else {}),
-        queue_full_policy=QueueFullPolicy.BLOCK, chunks_size=base.info.get("chunks_size", 1000),
-        video_files_size_in_mb=base.info.get("video_files_size_in_mb", 200.0),
-        data_files_size_in_mb=base.info.get("data_files_size_in_mb", 100.0))
+        queue_full_policy=QueueFullPolicy.BLOCK, **file_sizes(base.info))
     writer = DatasetWriter(config, {f.name: base.depth_encoder if f.depth else base.camera_encoder
                                     for f in base.features if f.is_video}, base)
     writer.take_over(metas, pending, open_at)
