@@ -17,6 +17,8 @@ import pytest
 from fleet.helpers import CAM, FPS, LEROBOT_LENGTHS, LEROBOT_V3, identities, record
 from helpers.frames import REPO, episodes
 from streamrec import DatasetError, EncoderConfig, merge, verify
+from streamrec.dataset._layout import Layout
+from streamrec.dataset._lock import WorkLock
 from streamrec.dataset._reader import DatasetReader
 
 LEROBOT_PYTHON = Path.home() / ".cache" / "streamrec-lerobot-venv" / "bin" / "python"
@@ -181,6 +183,20 @@ def test_an_interrupted_merge_leaves_no_output_and_reruns_cleanly(sources, tmp_p
     clean = tmp_path / "clean"
     merge(sources, clean)
     assert _digest(out) == _digest(clean)
+
+
+def test_a_merge_another_process_is_writing_is_left_alone(sources, tmp_path):
+    out = tmp_path / "merged"
+    other = WorkLock(Layout(tmp_path / ".merged.partial"), "the other merge")  # as another process holds it
+    try:
+        with pytest.raises(DatasetError, match=rf"merge: another process is writing {out} right now \(.* is locked\) "
+                                               rf"\(process {os.getpid()}\)"):
+            merge(sources, out)
+        assert (tmp_path / ".merged.partial" / ".streamrec").is_dir() and not out.exists()
+    finally:
+        other.release()
+    merge(sources, out)
+    assert verify(out).healthy
 
 
 def test_output_is_never_a_source_or_inside_one(sources, tmp_path):

@@ -16,7 +16,8 @@ class WorkLock:
     a work folder without one means an interrupted recording.
     """
 
-    def __init__(self, layout: Layout, who: str) -> None:
+    def __init__(self, layout: Layout, who: str, busy: str | None = None) -> None:
+        """`busy`: the error's message when another process holds the lock (default: a recording's)."""
         layout.work.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -26,8 +27,8 @@ class WorkLock:
             self._fd = None
             holder = lock_holder(layout)
             by = f" (process {holder})" if holder else ""
-            raise DatasetError(f"{layout.root} is in use by a running recording (or repair){by}; {who} must wait "
-                               "until it has finalized") from None
+            raise DatasetError(f"{busy}{by}" if busy else f"{layout.root} is in use by a running recording (or "
+                               f"repair){by}; {who} must wait until it has finalized") from None
         # Who holds it, for the messages of verify, info and repair.
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)

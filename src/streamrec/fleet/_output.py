@@ -8,7 +8,6 @@ removes it and starts again.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from .._errors import DatasetError
 from ..dataset._durable import fsync_dir
 from ..dataset._layout import Layout
+from ..dataset._lock import WorkLock, lock_holder
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -40,36 +40,25 @@ class StagedOutput:
             if _inside(self.output.resolve(), src) or _inside(src, self.output.resolve()):
                 raise DatasetError(f"{what}: the output {self.output} is inside the source {source} (or holds "
                                    "it); sources are never written to, choose a folder outside them")
-        self._fd: int | None = None
+        self._lock: WorkLock | None = None
+        self._busy = f"{what}: another process is writing {self.output} right now ({self.staging} is locked)"
 
     def __enter__(self) -> StagedOutput:
         if not self.output.parent.is_dir():
             raise DatasetError(f"{self.what}: the output's parent folder {self.output.parent} does not exist")
         if self.staging.exists():
-            if self.layout.lock.exists():
-                self._lock(self.staging)  # raises if another run is writing it
-                self._unlock()
+            holder = lock_holder(self.layout)
+            if holder is not None:
+                raise DatasetError(self._busy + (f" (process {holder})" if holder else ""))
             shutil.rmtree(self.staging)  # an interrupted run's: start again
         self.layout.work.mkdir(parents=True)
-        self._lock(self.staging)
+        self._lock = WorkLock(self.layout, self.what, busy=self._busy)
         return self
 
-    def _lock(self, staging: Path) -> None:
-        fd = os.open(Layout(staging).lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DatasetError(f"{self.what}: another process is writing {self.output} right now "
-                               f"({staging} is locked)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
     def _unlock(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def commit(self) -> None:
         """Remove the work folder and rename the staging folder to OUT."""
