@@ -54,11 +54,10 @@ class PacketSpool:
             if p.pts != self.packets:
                 raise WorkerError(f"encoder emitted the frame with pts {p.pts} as packet {self.packets} "
                                   f"(dts {p.dts}); streamrec needs packets in presentation order")
-            payload = bytes(p)
-            self._f.write(_RECORD.pack(len(payload), p.pts, p.is_keyframe))
-            self._f.write(payload)
+            self._f.write(_RECORD.pack(p.size, p.pts, p.is_keyframe))
+            self._f.write(memoryview(p))  # the packet's own buffer: no copy of it
             self.packets += 1
-            self.bytes += len(payload)
+            self.bytes += p.size
 
     def read(self) -> Iterator[tuple[bytes, int, bool]]:
         self._f.flush()
